@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs on the GPU host, from the project root, after .ci/gpu/stage.sh staged .gpu/ here.
+#   bash .gpu/host.sh unpack                 unpack whatever .gpu/parts/p* arrived (one part per call is fine)
+#   bash .gpu/host.sh tests [ARGS...]        JUnit console launcher: tests tagged gpu (ARGS are passed on)
+#   bash .gpu/host.sh bench [JMH ARGS...]    JMH from the class path
+#   bash .gpu/host.sh java MAIN [ARGS...]    any main class
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-tests}; shift || true
+case "$what" in
+  unpack)
+    for p in .gpu/parts/p*; do [ -d "$p" ] && python3 .gpu/recv.py "$p"; done ;;
+  tests)
+    dirs=$(ls -d .gpu/app/*/ | tr '\n' ':')
+    exec bash .gpu/run.sh -Xmx16g org.junit.platform.console.ConsoleLauncher execute --disable-banner \
+      --details=tree --scan-classpath "$dirs" --include-tag gpu "$@" ;;
+  bench)
+    exec bash .gpu/run.sh -Xmx8g org.openjdk.jmh.Main "$@" ;;
+  java)
+    exec bash .gpu/run.sh "$@" ;;
+  *) echo "unknown: $what" >&2; exit 2 ;;
+esac

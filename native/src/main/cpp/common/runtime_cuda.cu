@@ -1,0 +1,42 @@
+// What the CUDA side of the library can do. Compiled by nvcc, or by g++ with SA2VA_NO_CUDA defined.
+#include "sa2va_api.h"
+#include "errors.h"
+
+#ifndef SA2VA_NO_CUDA
+#include <cuda_runtime.h>
+#include <mutex>
+#include "cuda_check.cuh"
+
+namespace sa2va {
+bool built_with_cuda() { return true; }
+int cuda_runtime_version() { int v = 0; cudaRuntimeGetVersion(&v); return v; }
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) { cudaGetLastError(); return 0; }
+  return n;
+}
+void cuda_set_device(int device) { SA2VA_CUDA_CHECK(cudaSetDevice(device)); }
+int device_sm_count() {
+  static int cache[64] = {0};
+  int dev = 0;
+  SA2VA_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= 64) dev = 0;
+  if (cache[dev] == 0) {
+    int sms = 0;
+    SA2VA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    cache[dev] = sms;
+  }
+  return cache[dev];
+}
+}  // namespace sa2va
+
+#else
+
+namespace sa2va {
+bool built_with_cuda() { return false; }
+int cuda_runtime_version() { return 0; }
+int cuda_device_count() { return 0; }
+void cuda_set_device(int) { fail_no_cuda("cuda_set_device"); }
+}  // namespace sa2va
+
+#endif

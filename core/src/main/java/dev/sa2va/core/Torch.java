@@ -101,6 +101,9 @@ public final class Torch {
     public static float[] toFloats(Tensor t) {
         Tensor c = t.to(Devices.cpu(), ScalarType.Float).contiguous();
         float[] out = new float[(int) c.numel()];
+        if (out.length == 0) {
+            return out;
+        }
         new FloatPointer(c.data_ptr()).capacity(out.length).get(out);
         return out;
     }
@@ -108,6 +111,9 @@ public final class Torch {
     public static double[] toDoubles(Tensor t) {
         Tensor c = t.to(Devices.cpu(), ScalarType.Double).contiguous();
         double[] out = new double[(int) c.numel()];
+        if (out.length == 0) {
+            return out;
+        }
         new DoublePointer(c.data_ptr()).capacity(out.length).get(out);
         return out;
     }
@@ -115,6 +121,9 @@ public final class Torch {
     public static long[] toLongs(Tensor t) {
         Tensor c = t.to(Devices.cpu(), ScalarType.Long).contiguous();
         long[] out = new long[(int) c.numel()];
+        if (out.length == 0) {
+            return out;
+        }
         new LongPointer(c.data_ptr()).capacity(out.length).get(out);
         return out;
     }
@@ -122,6 +131,9 @@ public final class Torch {
     public static byte[] toBytes(Tensor t) {
         Tensor c = t.to(Devices.cpu(), ScalarType.Byte).contiguous();
         byte[] out = new byte[(int) c.numel()];
+        if (out.length == 0) {
+            return out;
+        }
         new BytePointer(c.data_ptr()).capacity(out.length).get(out);
         return out;
     }

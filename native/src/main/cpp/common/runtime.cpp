@@ -4,6 +4,7 @@
 #include <thread>
 #include <algorithm>
 #include "sa2va_api.h"
+#include "philox.h"
 
 namespace sa2va {
 
@@ -20,5 +21,10 @@ int cpu_threads() {
 }
 
 void set_cpu_threads(int n) { g_threads.store(n > 0 ? n : 0); }
+
+void philox_block(const uint32_t* ctr, uint32_t k0, uint32_t k1, uint32_t* out) {
+  Philox4 r = philox4x32(Philox4{{ctr[0], ctr[1], ctr[2], ctr[3]}}, k0, k1);
+  for (int i = 0; i < 4; ++i) out[i] = r.v[i];
+}
 
 }  // namespace sa2va

@@ -31,5 +31,7 @@ void cuda_set_device(int device);
 // Threads used by the CPU implementations (SA2VA_NUM_THREADS, else hardware concurrency).
 int cpu_threads();
 void set_cpu_threads(int n);
+// One Philox4x32-10 block (philox.h), exposed for known-answer tests: out = philox(ctr[0..3], key k0, k1).
+void philox_block(const uint32_t* ctr, uint32_t k0, uint32_t k1, uint32_t* out);
 
 }  // namespace sa2va

@@ -41,6 +41,10 @@ public class NativeLibrary {
     /** Makes {@code device} current in the library's own CUDA runtime (separate from libtorch's). */
     public static native void cuda_set_device(int device);
 
+    /** One Philox4x32-10 block (native/src/main/cpp/common/philox.h), for known-answer tests. */
+    public static native void philox_block(@Cast("const uint32_t*") int[] ctr, @Cast("uint32_t") int k0,
+                                           @Cast("uint32_t") int k1, @Cast("uint32_t*") int[] out);
+
     /** Threads used by the C++ CPU kernels. */
     public static native int cpu_threads();
 

@@ -27,6 +27,21 @@ class NativeLibraryTest {
         }
     }
 
+    @Test
+    void philoxMatchesRandom123KnownAnswers() {
+        // Known-answer vectors of Philox4x32-10 published with Random123 (kat_vectors).
+        int[][][] kat = {
+            {{0, 0, 0, 0}, {0, 0}, {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}},
+            {{-1, -1, -1, -1}, {-1, -1}, {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}},
+            {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}, {0xa4093822, 0x299f31d0},
+             {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}}};
+        for (int[][] k : kat) {
+            int[] out = new int[4];
+            NativeLibrary.philox_block(k[0], k[1][0], k[1][1], out);
+            assertArrayEquals(k[2], out);
+        }
+    }
+
     private static long[] reference(float[] z, byte[] y, int n, int p, float thr) {
         long[] out = new long[n * 4];
         for (int s = 0; s < n; s++) {

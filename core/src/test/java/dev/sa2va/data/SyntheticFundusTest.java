@@ -81,6 +81,14 @@ class SyntheticFundusTest {
     }
 
     @Test
+    void smallImagesStillHaveVessels() {
+        for (int size : new int[] {32, 64, 96}) {
+            SyntheticFundus.Fundus f = SyntheticFundus.generate(SMALL.withSize(size, size), 1);
+            assertTrue(f.stats().vesselFraction() > 0.03, size + " px: vessel fraction " + f.stats().vesselFraction());
+        }
+    }
+
+    @Test
     void branchesFollowMurraysLaw() {
         SyntheticFundus.Config c = SyntheticFundus.Config.defaults().withSize(400, 400);
         List<VesselTree.Segment> segs = SyntheticFundus.scene(c, 11).segments();

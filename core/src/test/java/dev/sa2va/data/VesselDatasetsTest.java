@@ -39,6 +39,7 @@ class VesselDatasetsTest {
         SyntheticSource s = new SyntheticSource(CFG, 3, 2);
         a = s.load(0);
         b = s.load(1);
+        assertTrue(a.foregroundPixels() > 50 && b.foregroundPixels() > 50, "masks worth comparing");
     }
 
     static void write(Tensor rgbOrMask, Path f) throws IOException {

@@ -74,22 +74,26 @@ final class VesselTree {
         double towardFovea = StrictMath.atan2(g.foveaY() - g.odY(), g.foveaX() - g.odX());
         double tx = StrictMath.cos(towardFovea);
         Deque<Branch> todo = new ArrayDeque<>();
+        // in small images the trunks would scale below the thinnest radius and no vessel would be drawn: keep them
+        // a little above it (the tree is then shallower, not empty)
+        double floor = 1.6 * minRadius;
         for (int kind : new int[] {VEIN, ARTERY}) {
             double k = kind == VEIN ? 1.0 : 0.78;
             // temporal arcades: leave the disc up / down, slightly towards the fovea, then bend around it
             for (int up : new int[] {-1, 1}) {
                 double h = StrictMath.atan2(up * 0.95, 0.35 * tx) + jitter(0.15);
-                todo.add(new Branch(startX(), startY(), h, 3.9 * s * k * rng.uniform(0.92, 1.08), kind, STEER_ARCADE,
-                        1.0));
+                todo.add(new Branch(startX(), startY(), h, Math.max(floor, 3.9 * s) * k * rng.uniform(0.92, 1.08), kind,
+                        STEER_ARCADE, 1.0));
             }
             // nasal vessels: away from the fovea, up and down
             for (int up : new int[] {-1, 1}) {
                 double h = StrictMath.atan2(up * 0.7, -tx) + jitter(0.2);
-                todo.add(new Branch(startX(), startY(), h, 2.9 * s * k * rng.uniform(0.9, 1.1), kind, STEER_RADIAL,
-                        0.6));
+                todo.add(new Branch(startX(), startY(), h, Math.max(floor, 2.9 * s) * k * rng.uniform(0.9, 1.1), kind,
+                        STEER_RADIAL, 0.6));
             }
             // a thinner vessel straight towards the macula
-            todo.add(new Branch(startX(), startY(), towardFovea + jitter(0.25), 1.7 * s * k, kind, STEER_RADIAL, 0.4));
+            todo.add(new Branch(startX(), startY(), towardFovea + jitter(0.25), Math.max(floor, 1.7 * s) * k, kind,
+                    STEER_RADIAL, 0.4));
         }
         while (!todo.isEmpty() && out.size() < maxSegments) {
             grow(todo.removeFirst(), todo);

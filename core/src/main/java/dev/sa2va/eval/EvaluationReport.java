@@ -165,7 +165,8 @@ public record EvaluationReport(String dataset, String segmenter, double threshol
     }
 
     public String toJsonString() {
-        return new GsonBuilder().setPrettyPrinting().serializeNulls().create().toJson(toJson()) + "\n";
+        return new GsonBuilder().setPrettyPrinting().serializeNulls().disableHtmlEscaping().create().toJson(toJson())
+                + "\n";
     }
 
     /** A few lines for the console. */

@@ -145,7 +145,9 @@ final class VesselTree {
                 return;
             }
             sinceBranch += ds;
-            double spacing = (5 * s + 10 * r) / branching;
+            // branch spacing grows faster than the image, so the vessel density stays DRIVE-like as images grow
+            // (thin vessels would otherwise keep branching down to the same pixel radius in every resolution)
+            double spacing = (5 + 10 * r / s) * s * s / branching;
             if (sinceBranch > 2 * r + 3 * s && rng.nextDouble() < ds / spacing) {
                 // Murray's law with a random asymmetry k = r2 / r1, skewed towards thin side branches; k is drawn
                 // from what still gives a daughter of at least minRadius, so thin vessels branch off thick ones

@@ -206,11 +206,18 @@ public final class Sa2vaAnnotations implements SampleSource {
         Ref ref = refs.get(index);
         Item it = items.get(ref.item());
         Path file = imageDir.resolve(it.image());
-        if (!file.toString().equals(cachedImage)) {
-            cachedDecoded = Images.read(file);
-            cachedImage = file.toString();
+        BufferedImage decoded;
+        synchronized (this) {
+            decoded = file.toString().equals(cachedImage) ? cachedDecoded : null;
         }
-        Tensor rgb = Images.rgbTensor(cachedDecoded);
+        if (decoded == null) {
+            decoded = Images.read(file);
+            synchronized (this) {
+                cachedDecoded = decoded;
+                cachedImage = file.toString();
+            }
+        }
+        Tensor rgb = Images.rgbTensor(decoded);
         int h = (int) rgb.size(0), w = (int) rgb.size(1);
         byte[] mask = new byte[w * h];
         for (double[] poly : it.objects().get(ref.object())) {

@@ -1,7 +1,10 @@
 package dev.sa2va.eval;
 
 import dev.sa2va.core.Devices;
+import dev.sa2va.core.Torch;
+import org.bytedeco.pytorch.cuda.CUDAAllocator;
 import org.bytedeco.pytorch.cuda.DeviceStats;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.bytedeco.pytorch.global.torch_cuda;
 
 /**
@@ -25,7 +28,7 @@ public final class CudaMemory {
         if (!Devices.torchCudaAvailable()) {
             return -1;
         }
-        DeviceStats s = torch_cuda.getAllocator().getDeviceStats((byte) device);
+        DeviceStats s = allocator(device).getDeviceStats((byte) device);
         return s.allocated_bytes().peak();
     }
 
@@ -34,7 +37,7 @@ public final class CudaMemory {
         if (!Devices.torchCudaAvailable()) {
             return -1;
         }
-        DeviceStats s = torch_cuda.getAllocator().getDeviceStats((byte) device);
+        DeviceStats s = allocator(device).getDeviceStats((byte) device);
         return s.reserved_bytes().peak();
     }
 
@@ -43,12 +46,57 @@ public final class CudaMemory {
         if (!Devices.torchCudaAvailable()) {
             return -1;
         }
-        return torch_cuda.getAllocator().getDeviceStats((byte) device).num_ooms();
+        return allocator(device).getDeviceStats((byte) device).num_ooms();
+    }
+
+    /**
+     * Caps what torch's caching allocator may hold on {@code device} at {@code bytes} (as
+     * {@code torch.cuda.set_per_process_memory_fraction}), e.g. to check that an evaluation fits a 24 GB card on a
+     * larger one. Allocations beyond the cap fail with "CUDA out of memory".
+     *
+     * @return the fraction of the device's memory that was set
+     */
+    public static double capBytes(int device, long bytes) {
+        if (!Devices.torchCudaAvailable()) {
+            throw new UnsupportedOperationException("no CUDA device visible to libtorch: cannot cap its memory");
+        }
+        if (bytes <= 0) {
+            throw new IllegalArgumentException("bytes must be > 0, got " + bytes);
+        }
+        long total = allocator(device).getMemoryInfo((byte) device).second();
+        double f = Math.min(1.0, (double) bytes / total);
+        allocator(device).setMemoryFraction(f, (byte) device);
+        return f;
+    }
+
+    /** Total memory of {@code device} in bytes; -1 without CUDA. */
+    public static long totalBytes(int device) {
+        if (!Devices.torchCudaAvailable()) {
+            return -1;
+        }
+        return allocator(device).getMemoryInfo((byte) device).second();
+    }
+
+    private static final boolean[] READY = new boolean[64];
+
+    /**
+     * The caching allocator, set up for {@code device}: libtorch initialises it lazily with the first CUDA tensor,
+     * and its per-device calls (stats, fraction) reject a device it has not set up yet.
+     */
+    private static synchronized CUDAAllocator allocator(int device) {
+        if (device < 0 || device >= READY.length) {
+            throw new IllegalArgumentException("device index " + device + " out of range");
+        }
+        if (!READY[device]) {
+            Torch.empty(ScalarType.Byte, Devices.cuda(device), 1); // freed by its scope or the GC
+            READY[device] = true;
+        }
+        return torch_cuda.getAllocator();
     }
 
     public static void resetPeaks(int device) {
         if (Devices.torchCudaAvailable()) {
-            torch_cuda.getAllocator().resetPeakStats((byte) device);
+            allocator(device).resetPeakStats((byte) device);
         }
     }
 }

@@ -123,6 +123,24 @@ class EvaluatorGpuTest {
     }
 
     @Test
+    void memoryCapTurnsLargeAllocationsIntoOutOfMemory() {
+        long total = CudaMemory.totalBytes(0);
+        assertTrue(total > (4L << 30), "total " + total);
+        try {
+            double f = CudaMemory.capBytes(0, 2L << 30);
+            assertEquals((2L << 30) / (double) total, f, 1e-12);
+            Torch.empty(ScalarType.Byte, CUDA, 1L << 30); // 1 GiB fits under the 2 GiB cap
+            RuntimeException e = org.junit.jupiter.api.Assertions.assertThrows(RuntimeException.class,
+                    () -> Torch.empty(ScalarType.Byte, CUDA, 3L << 30));
+            assertTrue(OutOfMemoryFailure.matches(e), e.getMessage());
+        } finally {
+            CudaMemory.capBytes(0, total);
+            CudaMemory.releaseCachedMemory();
+        }
+        Torch.empty(ScalarType.Byte, CUDA, 3L << 30); // uncapped again
+    }
+
+    @Test
     void frangiOnCudaMatchesCpu() throws Exception {
         SampleSource src = new SyntheticSource(SyntheticFundus.Config.defaults().withSize(384, 384), 2, 1);
         var s = src.load(0);

@@ -20,7 +20,8 @@ import java.util.function.ToDoubleFunction;
  * @param outOfMemoryRetries  segmenter calls repeated after an out-of-memory failure
  * @param seconds             wall time of the whole run
  * @param calibration         threshold sweep over the scored samples, or null when not asked for
- * @param peakCudaBytes       peak bytes allocated by torch on the CUDA device during the run, or -1 (no CUDA)
+ * @param peakCudaBytes       the largest per-sample peak of bytes allocated by torch on CUDA device 0, or -1 (no
+ *                            CUDA); the per-sample peaks are in the results
  */
 public record EvaluationReport(String dataset, String segmenter, double threshold, boolean insideFov,
                                List<SampleResult> results, int outOfMemoryRetries, double seconds,

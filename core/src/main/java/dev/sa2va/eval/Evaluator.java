@@ -114,7 +114,7 @@ public final class Evaluator {
     }
 
     static final String CSV_HEADER = "index,id,status,stage,dice,recall,precision,iou,specificity,accuracy,tp,fp,fn,tn,"
-            + "region,width,height,attempts,memory_level,seconds,reason";
+            + "region,width,height,attempts,memory_level,seconds,peak_cuda_mib,reason";
 
     private final Options o;
 
@@ -141,9 +141,7 @@ public final class Evaluator {
             }
         }
         boolean cuda = Devices.torchCudaAvailable();
-        if (cuda) {
-            CudaMemory.resetPeaks(0);
-        }
+        long peak = -1;
         Progress bar = new Progress(o.progress(), n);
         bar.update(0, 0);
         State st = new State();
@@ -151,7 +149,14 @@ public final class Evaluator {
         try {
             for (int i = 0; i < n; i++) {
                 boolean wantOverlay = overlays != null && (o.maxOverlays() < 0 || overlaysWritten < o.maxOverlays());
+                if (cuda) {
+                    CudaMemory.resetPeaks(0);
+                }
                 SampleResult r = evaluateOne(source, segmenter, i, st, cal, wantOverlay ? overlays : null);
+                if (cuda) {
+                    r = r.withPeakCudaBytes(CudaMemory.peakAllocatedBytes(0));
+                    peak = Math.max(peak, r.peakCudaBytes());
+                }
                 if (r.ok() && wantOverlay) {
                     overlaysWritten++;
                 }
@@ -175,7 +180,7 @@ public final class Evaluator {
         EvaluationReport report = new EvaluationReport(source.name(), segmenter.name(), o.threshold(), o.insideFov(),
                 List.copyOf(results), st.oomRetries, seconds,
                 cal != null && cal.samples() > 0 ? cal.result(o.recallWeight()) : null,
-                cuda ? CudaMemory.peakAllocatedBytes(0) : -1);
+                peak);
         if (o.outputDir() != null) {
             Files.writeString(o.outputDir().resolve("summary.json"), report.toJsonString(), StandardCharsets.UTF_8);
         }
@@ -284,10 +289,11 @@ public final class Evaluator {
                 }
             }
             return new SampleResult(i, id, SampleResult.Stage.SCORED, "", c[0], c[1], c[2], c[3], roi, w, h,
-                    attempts, level, since(t0));
+                    attempts, level, since(t0), -1);
         } catch (RuntimeException e) {
             // scoring itself failed (e.g. a device error): still one failed sample, not a failed run
-            return SampleResult.failed(i, id, SampleResult.Stage.OUTPUT, message(e), -1, -1, 0, since(t0));
+            return SampleResult.failed(i, id, SampleResult.Stage.OUTPUT, "scoring failed: " + message(e), -1, -1, 0,
+                    since(t0));
         }
     }
 
@@ -363,7 +369,9 @@ public final class Evaluator {
         }
         b.append(r.width() < 0 ? "" : r.width()).append(',').append(r.height() < 0 ? "" : r.height()).append(',')
                 .append(r.attempts()).append(',').append(r.level() < 0 ? "" : r.level()).append(',')
-                .append(String.format(Locale.ROOT, "%.3f", r.seconds())).append(',').append(csv(r.reason()));
+                .append(String.format(Locale.ROOT, "%.3f", r.seconds())).append(',')
+                .append(r.peakCudaBytes() < 0 ? "" : String.format(Locale.ROOT, "%.1f", r.peakCudaBytes() / 1048576.0))
+                .append(',').append(csv(r.reason()));
         return b.toString();
     }
 

@@ -10,9 +10,11 @@ import dev.sa2va.metrics.MaskMetrics;
  * @param attempts  segmenter calls made (more than 1 after out-of-memory retries)
  * @param level     memory level of the successful call (0 = normal)
  * @param seconds   wall time of this sample (load, segment, score)
+ * @param peakCudaBytes peak bytes allocated by torch on CUDA device 0 while this sample ran; -1 without CUDA
  */
 public record SampleResult(int index, String id, Stage stage, String reason, long tp, long fp, long fn, long tn,
-                           boolean insideFov, int width, int height, int attempts, int level, double seconds) {
+                           boolean insideFov, int width, int height, int attempts, int level, double seconds,
+                           long peakCudaBytes) {
     /** Where a sample stopped: SCORED, or the stage that failed. */
     public enum Stage {
         SCORED,
@@ -34,7 +36,13 @@ public record SampleResult(int index, String id, Stage stage, String reason, lon
 
     static SampleResult failed(int index, String id, Stage stage, String reason, int width, int height, int attempts,
                                double seconds) {
-        return new SampleResult(index, id, stage, reason, -1, -1, -1, -1, false, width, height, attempts, -1, seconds);
+        return new SampleResult(index, id, stage, reason, -1, -1, -1, -1, false, width, height, attempts, -1, seconds,
+                -1);
+    }
+
+    SampleResult withPeakCudaBytes(long bytes) {
+        return new SampleResult(index, id, stage, reason, tp, fp, fn, tn, insideFov, width, height, attempts, level,
+                seconds, bytes);
     }
 
     public MaskMetrics.Scores scores() {

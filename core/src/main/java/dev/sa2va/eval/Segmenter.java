@@ -1,7 +1,6 @@
 package dev.sa2va.eval;
 
 import dev.sa2va.core.TensorCheck;
-import dev.sa2va.core.Torch;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -78,10 +77,6 @@ public interface Segmenter extends AutoCloseable {
         /** The comparison value equivalent to probability threshold {@code t} for this map. */
         public double cutoff(double t) {
             return kind == MapKind.LOGIT ? dev.sa2va.metrics.MaskMetrics.logitOf(t) : t;
-        }
-
-        static String describe(Tensor t) {
-            return TensorCheck.dtypeName(Torch.dtype(t)) + " " + TensorCheck.shapeString(t);
         }
     }
 

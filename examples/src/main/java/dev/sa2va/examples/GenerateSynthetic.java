@@ -19,7 +19,7 @@ import java.util.Set;
  * mvn -q -DskipTests -pl examples -am package exec:java -Dexample.main=dev.sa2va.examples.GenerateSynthetic \
  *     -Dexec.args="synthetic-drive --count 20 --size 565x584 --seed 1 --thin 0.5 --noise 0.02"
  * </pre>
- * Options: {@code --count N} test images (20), {@code --train N} training images (0, seed + 1), {@code --size WxH}
+ * Options: {@code --count N} test images (20), {@code --train N} training images (0; seed ~S), {@code --size WxH}
  * or {@code --size N} (565x584, DRIVE's), {@code --seed S} (1), and the difficulty knobs of
  * {@link SyntheticFundus.Config}: {@code --thin --contrast --noise --illumination --vignetting --tortuosity
  * --branching --blur}. The configuration is saved next to the data in {@code synthetic.txt}.
@@ -60,8 +60,10 @@ public final class GenerateSynthetic {
         long t0 = System.nanoTime();
         SyntheticSource test = new SyntheticSource(c, seed, count);
         DriveLayoutWriter.write(test, out, "test", null);
+        // the training split gets its own seed (~seed, far from the small seeds people pick for other test sets)
+        long trainSeed = ~seed;
         if (train > 0) {
-            DriveLayoutWriter.write(new SyntheticSource(c, seed + 1, train), out, "training", null);
+            DriveLayoutWriter.write(new SyntheticSource(c, trainSeed, train), out, "training", null);
         }
         double vessel = 0, thin = 0;
         for (int i = 0; i < Math.min(count, 5); i++) {
@@ -71,7 +73,7 @@ public final class GenerateSynthetic {
         }
         int probe = Math.min(count, 5);
         String info = String.format(Locale.ROOT, "synthetic fundus dataset (sa2va-java SyntheticFundus)%n"
-                + "test: %d images, seed %d; training: %d images, seed %d%n%s%n", count, seed, train, seed + 1, c);
+                + "test: %d images, seed %d; training: %d images, seed %d%n%s%n", count, seed, train, trainSeed, c);
         Files.writeString(out.resolve("synthetic.txt"), info, StandardCharsets.UTF_8);
         System.out.printf(Locale.ROOT, "wrote %d test + %d training images (%dx%d) to %s in %.1f s%n", count, train,
                 c.width(), c.height(), out, (System.nanoTime() - t0) / 1e9);

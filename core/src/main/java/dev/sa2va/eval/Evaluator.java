@@ -271,6 +271,11 @@ public final class Evaluator {
             // ---- score -------------------------------------------------------------------------------------
             boolean roi = o.insideFov() && s.fov() != null;
             RegionOfInterest.Prepared prep = RegionOfInterest.prepare(map, s.mask(), roi ? s.fov() : null);
+            if (prep.outside() == (long) w * h) {
+                // nothing to score: counting would report a perfect empty-vs-empty match
+                return SampleResult.failed(i, id, SampleResult.Stage.LOAD, "the field-of-view mask is empty", w, h,
+                        attempts, since(t0));
+            }
             double cutoff = pred.cutoff(o.threshold());
             long[] c = prep.counts(cutoff);
             if (cal != null) {

@@ -191,6 +191,45 @@ class EvaluatorTest {
     }
 
     @Test
+    void anEmptyFieldOfViewFailsTheSampleInsteadOfScoringIt() throws IOException {
+        SyntheticSource inner = new SyntheticSource(CFG, 4, 2);
+        SampleSource src = new SampleSource() {
+            @Override
+            public String name() {
+                return "empty fov";
+            }
+
+            @Override
+            public int size() {
+                return 2;
+            }
+
+            @Override
+            public String id(int i) {
+                return inner.id(i);
+            }
+
+            @Override
+            public Sample load(int i) {
+                Sample s = inner.load(i);
+                return i == 0 ? s : new Sample(s.id(), s.imageId(), s.image(), s.mask(), s.fov().mul(Torch.scalar(0L)),
+                        s.text());
+            }
+        };
+        Map<String, Tensor> truth = new HashMap<>();
+        for (int i = 0; i < 2; i++) {
+            truth.put(inner.id(i), inner.load(i).mask());
+        }
+        EvaluationReport r = new Evaluator(Evaluator.Options.defaults().withProgress(null))
+                .run(src, new FakeSegmenter(truth, 1));
+        assertEquals(1, r.evaluated());
+        assertEquals("the field-of-view mask is empty", r.results().get(1).reason());
+        // scored over the whole image instead, it is an ordinary sample
+        assertEquals(2, new Evaluator(Evaluator.Options.defaults().withProgress(null).withInsideFov(false))
+                .run(src, new FakeSegmenter(truth, 1)).evaluated());
+    }
+
+    @Test
     void retryPolicySameLevelAndSticky() throws IOException {
         SyntheticSource src = new SyntheticSource(CFG, 3, 3);
         Map<String, Tensor> truth = new HashMap<>();

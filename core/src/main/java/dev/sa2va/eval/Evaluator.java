@@ -214,26 +214,31 @@ public final class Evaluator {
             int w = s.width(), h = s.height();
             Segmenter.Input in = new Segmenter.Input(s.id(), s.imageId(), s.image(), s.text());
 
-            // ---- segment, with out-of-memory retries -------------------------------------------------------
+            // Segment, with out-of-memory retries. Each attempt, and the scoring of a successful one, runs in its
+            // own scope: closing it frees what the attempt allocated, and only that (a map the segmenter owns
+            // beyond the call is never attached to our scopes, so it is never freed by them).
             int level = o.retry().sticky() ? Math.min(st.stickyLevel, seg.memoryLevels() - 1) : 0;
             int attempts = 0, sameLevel = 0;
-            Segmenter.Prediction pred = null;
-            while (pred == null) {
+            while (true) {
                 attempts++;
                 Throwable failure = null;
                 try (PointerScope attempt = new PointerScope()) {
-                    Segmenter.Prediction p = seg.segment(in, level);
-                    if (p == null) {
-                        return SampleResult.failed(i, id, SampleResult.Stage.OUTPUT, "segmenter returned null", w, h,
-                                attempts, since(t0));
+                    Segmenter.Prediction p = null;
+                    try {
+                        p = seg.segment(in, level);
+                    } catch (Exception | OutOfMemoryError e) {
+                        failure = e;
                     }
-                    scope.attach(p.map()); // keep the map when the attempt's scope closes
-                    pred = p;
-                } catch (Exception | OutOfMemoryError e) {
-                    failure = e;
-                }
-                if (failure == null) {
-                    break;
+                    if (failure == null) {
+                        if (p == null) {
+                            return SampleResult.failed(i, id, SampleResult.Stage.OUTPUT, "segmenter returned null", w,
+                                    h, attempts, since(t0));
+                        }
+                        if (o.retry().sticky()) {
+                            st.stickyLevel = Math.max(st.stickyLevel, level);
+                        }
+                        return score(i, s, p, attempts, level, t0, cal, overlays);
+                    }
                 }
                 if (!OutOfMemoryFailure.matches(failure)) {
                     return SampleResult.failed(i, id, SampleResult.Stage.SEGMENTER, message(failure), w, h, attempts,
@@ -256,50 +261,50 @@ public final class Evaluator {
                 }
                 st.oomRetries++;
             }
-            if (o.retry().sticky()) {
-                st.stickyLevel = Math.max(st.stickyLevel, level);
-            }
-
-            // ---- check the map -----------------------------------------------------------------------------
-            Tensor map = pred.map();
-            String bad = checkMap(map, pred.kind(), w, h);
-            if (bad != null) {
-                return SampleResult.failed(i, id, SampleResult.Stage.OUTPUT, bad, w, h, attempts, since(t0));
-            }
-            map = map.reshape(h, w);
-
-            // ---- score -------------------------------------------------------------------------------------
-            boolean roi = o.insideFov() && s.fov() != null;
-            RegionOfInterest.Prepared prep = RegionOfInterest.prepare(map, s.mask(), roi ? s.fov() : null);
-            if (prep.outside() == (long) w * h) {
-                // nothing to score: counting would report a perfect empty-vs-empty match
-                return SampleResult.failed(i, id, SampleResult.Stage.LOAD, "the field-of-view mask is empty", w, h,
-                        attempts, since(t0));
-            }
-            double cutoff = pred.cutoff(o.threshold());
-            long[] c = prep.counts(cutoff);
-            if (cal != null) {
-                cal.add(prep, pred.kind());
-            }
-            if (overlays != null) {
-                Tensor predicted = map.gt(Torch.scalar(cutoff)).cpu();
-                Tensor img = Overlay.render(s.image(), predicted, s.mask(), s.fov());
-                Path f = overlays.resolve(String.format(Locale.ROOT, "%04d_%s.png", i, fileSafe(id)));
-                try {
-                    ImageFiles.write(ImageFiles.rgbImage(img), f);
-                } catch (IOException e) {
-                    if (o.progress() != null) {
-                        o.progress().println("\nwarning: overlay not written: " + e.getMessage());
-                    }
-                }
-            }
-            return new SampleResult(i, id, SampleResult.Stage.SCORED, "", c[0], c[1], c[2], c[3], roi, w, h,
-                    attempts, level, since(t0), -1);
         } catch (RuntimeException e) {
             // scoring itself failed (e.g. a device error): still one failed sample, not a failed run
             return SampleResult.failed(i, id, SampleResult.Stage.OUTPUT, "scoring failed: " + message(e), -1, -1, 0,
                     since(t0));
         }
+    }
+
+    /** Checks and scores one prediction (and adds it to the calibration, writes its overlay). */
+    private SampleResult score(int i, Sample s, Segmenter.Prediction pred, int attempts, int level, long t0,
+                               ThresholdCalibration cal, Path overlays) {
+        String id = s.id();
+        int w = s.width(), h = s.height();
+        Tensor map = pred.map();
+        String bad = checkMap(map, pred.kind(), w, h);
+        if (bad != null) {
+            return SampleResult.failed(i, id, SampleResult.Stage.OUTPUT, bad, w, h, attempts, since(t0));
+        }
+        map = map.reshape(h, w);
+        boolean roi = o.insideFov() && s.fov() != null;
+        RegionOfInterest.Prepared prep = RegionOfInterest.prepare(map, s.mask(), roi ? s.fov() : null);
+        if (prep.outside() == (long) w * h) {
+            // nothing to score: counting would report a perfect empty-vs-empty match
+            return SampleResult.failed(i, id, SampleResult.Stage.LOAD, "the field-of-view mask is empty", w, h,
+                    attempts, since(t0));
+        }
+        double cutoff = pred.cutoff(o.threshold());
+        long[] c = prep.counts(cutoff);
+        if (cal != null) {
+            cal.add(prep, pred.kind());
+        }
+        if (overlays != null) {
+            Tensor predicted = map.gt(Torch.scalar(cutoff)).cpu();
+            Tensor img = Overlay.render(s.image(), predicted, s.mask(), s.fov());
+            Path f = overlays.resolve(String.format(Locale.ROOT, "%04d_%s.png", i, fileSafe(id)));
+            try {
+                ImageFiles.write(ImageFiles.rgbImage(img), f);
+            } catch (IOException e) {
+                if (o.progress() != null) {
+                    o.progress().println("\nwarning: overlay not written: " + e.getMessage());
+                }
+            }
+        }
+        return new SampleResult(i, id, SampleResult.Stage.SCORED, "", c[0], c[1], c[2], c[3], roi, w, h, attempts,
+                level, since(t0), -1);
     }
 
     /** Why a map cannot be scored, or null when it can. */

@@ -190,6 +190,31 @@ class EvaluatorTest {
         }
     }
 
+    /** A segmenter may return tensors it keeps (cached features, a fixed map): the harness must not free them. */
+    @Test
+    void mapsOwnedByTheSegmenterSurviveTheRun() throws IOException {
+        SyntheticSource src = new SyntheticSource(CFG, 6, 3);
+        Tensor kept = FakeSegmenter.map(src.load(0).mask()); // made outside any PointerScope, owned by the segmenter
+        double sum = kept.sum().item().toDouble();
+        Segmenter fixed = new Segmenter() {
+            @Override
+            public String name() {
+                return "fixed";
+            }
+
+            @Override
+            public Prediction segment(Input in, int level) {
+                return Prediction.probabilities(kept);
+            }
+        };
+        Evaluator ev = new Evaluator(Evaluator.Options.defaults().withProgress(null));
+        EvaluationReport first = ev.run(src, fixed), second = ev.run(src, fixed);
+        assertEquals(3, first.evaluated());
+        assertEquals(3, second.evaluated(), second.toText());
+        assertEquals(first.dice().mean(), second.dice().mean());
+        assertEquals(sum, kept.sum().item().toDouble());
+    }
+
     @Test
     void anEmptyFieldOfViewFailsTheSampleInsteadOfScoringIt() throws IOException {
         SyntheticSource inner = new SyntheticSource(CFG, 4, 2);

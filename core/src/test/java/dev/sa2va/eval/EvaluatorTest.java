@@ -276,6 +276,17 @@ class EvaluatorTest {
     }
 
     @Test
+    void cudaMemoryHelpersAreHarmlessWithoutCuda() {
+        org.junit.jupiter.api.Assumptions.assumeFalse(dev.sa2va.core.Devices.torchCudaAvailable(), "CPU-only check");
+        CudaMemory.releaseCachedMemory();
+        CudaMemory.resetPeaks(0);
+        assertEquals(-1, CudaMemory.peakAllocatedBytes(0));
+        assertEquals(-1, CudaMemory.totalBytes(0));
+        org.junit.jupiter.api.Assertions.assertThrows(UnsupportedOperationException.class,
+                () -> CudaMemory.capBytes(0, 1L << 30));
+    }
+
+    @Test
     void reportStatisticsAndCsvQuoting() {
         double[] v = {0.2, 0.4, 0.9};
         EvaluationReport.Stat s = EvaluationReport.Stat.of(v);

@@ -2,13 +2,16 @@ package dev.sa2va.examples;
 
 import dev.sa2va.core.Torch;
 import dev.sa2va.data.DriveLayoutWriter;
+import dev.sa2va.data.Sample;
 import dev.sa2va.data.SyntheticFundus;
 import dev.sa2va.data.SyntheticSource;
+import dev.sa2va.io.Npy;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Set;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * Writes a synthetic fundus dataset with exact vessel masks in the DRIVE layout
@@ -22,13 +25,15 @@ import java.util.Set;
  * Options: {@code --count N} test images (20), {@code --train N} training images (0; seed ~S), {@code --size WxH}
  * or {@code --size N} (565x584, DRIVE's), {@code --seed S} (1), and the difficulty knobs of
  * {@link SyntheticFundus.Config}: {@code --thin --contrast --noise --illumination --vignetting --tortuosity
- * --branching --blur}. The configuration is saved next to the data in {@code synthetic.txt}.
+ * --branching --blur}. {@code --npy} also writes the test split as {@code npy/images.npy} (N, H, W, 3),
+ * {@code npy/vessels.npy} and {@code npy/fov.npy} (N, H, W), uint8, for Python scripts with numpy only. The
+ * configuration is saved next to the data in {@code synthetic.txt}.
  */
 public final class GenerateSynthetic {
     public static void main(String[] argv) throws Exception {
         Args a;
         try {
-            a = new Args(argv, Set.of(), Set.of("count", "train", "size", "seed", "thin", "contrast", "noise",
+            a = new Args(argv, Set.of("npy"), Set.of("count", "train", "size", "seed", "thin", "contrast", "noise",
                     "illumination", "vignetting", "tortuosity", "branching", "blur"));
         } catch (IllegalArgumentException e) {
             System.err.println(e.getMessage());
@@ -64,6 +69,20 @@ public final class GenerateSynthetic {
         long trainSeed = ~seed;
         if (train > 0) {
             DriveLayoutWriter.write(new SyntheticSource(c, trainSeed, train), out, "training", null);
+        }
+        if (a.flag("npy")) {
+            // the same test images as arrays, for Python cross-checks that have numpy but no image library
+            long h = c.height(), w = c.width();
+            try (Npy images = new Npy(out.resolve("npy/images.npy"), ScalarType.Byte, count, h, w, 3);
+                 Npy vessels = new Npy(out.resolve("npy/vessels.npy"), ScalarType.Byte, count, h, w);
+                 Npy fov = new Npy(out.resolve("npy/fov.npy"), ScalarType.Byte, count, h, w)) {
+                for (int i = 0; i < count; i++) {
+                    Sample s = test.load(i);
+                    images.append(s.image());
+                    vessels.append(s.mask());
+                    fov.append(s.fov());
+                }
+            }
         }
         double vessel = 0, thin = 0;
         for (int i = 0; i < Math.min(count, 5); i++) {

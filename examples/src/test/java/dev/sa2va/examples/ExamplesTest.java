@@ -23,7 +23,9 @@ class ExamplesTest {
     void generateThenEvaluate() throws Exception {
         Path data = dir.resolve("synthetic");
         GenerateSynthetic.main(new String[] {data.toString(), "--count", "3", "--train", "1", "--size", "128x112",
-            "--seed", "9", "--thin", "0.8"});
+            "--seed", "9", "--thin", "0.8", "--npy"});
+        assertEquals(128 + 3 * 112 * 128 * 3, Files.size(data.resolve("npy/images.npy")));
+        assertEquals(128 + 3 * 112 * 128, Files.size(data.resolve("npy/vessels.npy")));
         assertTrue(Files.isRegularFile(data.resolve("test/images/03_test.tif")));
         assertTrue(Files.isRegularFile(data.resolve("training/1st_manual/01_manual1.gif")));
         assertTrue(Files.readString(data.resolve("synthetic.txt")).contains("thinVessels=0.8"));

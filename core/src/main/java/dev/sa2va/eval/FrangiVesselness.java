@@ -9,7 +9,7 @@ import java.util.Locale;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.ScalarOptional;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -101,6 +101,9 @@ public final class FrangiVesselness implements Segmenter {
         Tensor x = img.reshape(1, 1, input.height(), input.width());
         int erode = Math.max(2, (int) Math.round(4 * scale));
         Tensor inner = erode(fov, erode);
+        if (inner.sum().item().toDouble() < 1) {
+            inner = fov; // a tiny field of view eroded away: keep its rim response rather than nothing
+        }
 
         Tensor best = null;
         for (double s0 : o.sigmas()) {
@@ -126,14 +129,14 @@ public final class FrangiVesselness implements Segmenter {
             Tensor rb2 = l1.div(safeL2).pow(Torch.scalar(2.0));
             Tensor v = rb2.div(Torch.scalar(-2 * o.beta() * o.beta())).exp()
                     .mul(s2.div(Torch.scalar(-2 * c * c)).exp().neg().add(Torch.scalar(1.0)));
-            v = v.mul(l2.gt(Torch.scalar(0.0)).to(ScalarType.Float)); // dark tubes only
+            v = v.mul(l2.gt(Torch.scalar(0.0)).to(ScalarType.Float)); // vessels are darker than their surround
             best = best == null ? v : best.maximum(v);
         }
         if (best == null) {
             best = Torch.zeros(ScalarType.Float, o.device(), input.height(), input.width());
         }
-        return Prediction.probabilities(best.mul(inner).clamp(new org.bytedeco.pytorch.ScalarOptional(Torch.scalar(0.0)),
-                new org.bytedeco.pytorch.ScalarOptional(Torch.scalar(1.0))).contiguous());
+        return Prediction.probabilities(best.mul(inner).clamp(new ScalarOptional(Torch.scalar(0.0)),
+                new ScalarOptional(Torch.scalar(1.0))).contiguous());
     }
 
     /** {Dxx, Dyy, Dxy} of a {@code [1, 1, H, W]} image, each {@code [H, W]}, times σ². */

@@ -127,7 +127,7 @@ public final class Sam2Prompt {
             throw new IllegalArgumentException("scaledFrom: sizes must be positive, got " + height + "x" + width
                     + " -> " + imageSize);
         }
-        Tensor sxy = Torch.fromFloats(new float[] {(float) imageSize / width, (float) imageSize / height});
+        Tensor sxy = Torch.fromFloats(new float[] {(float) imageSize / width, (float) imageSize / height}, 2);
         Tensor p = points == null ? null : points.mul(sxy.to(points.device(), Torch.dtype(points)));
         Tensor b = boxes == null ? null
                 : boxes.mul(sxy.repeat(2).to(boxes.device(), Torch.dtype(boxes)));

@@ -56,7 +56,8 @@ public final class Sam2Weights {
                         List<String> ignored) {
         this.config = config;
         this.dtype = dtype;
-        this.device = device;
+        // a private copy outside any scope: the caller's Device may die with the caller's PointerScope
+        this.device = Scoped.own(new Device(Devices.describe(device)));
         this.tensors = Collections.unmodifiableMap(tensors);
         this.ignored = List.copyOf(ignored);
     }
@@ -206,6 +207,13 @@ public final class Sam2Weights {
                 problems.add("unexpected tensor '" + key + "' with shape " + Arrays.toString(ck.shape(key))
                         + ": not part of the SAM2 image path of this configuration");
             }
+        }
+        if (!problems.isEmpty() && expected.keySet().stream().noneMatch(k -> ck.contains(prefix + k))) {
+            String anchor = "image_encoder.trunk.patch_embed.proj.weight";
+            String found = ck.keys().stream().filter(k -> k.endsWith(anchor)).findFirst()
+                    .map(k -> "'" + k.substring(0, k.length() - anchor.length()) + "'").orElse("none");
+            problems.add(0, "no SAM2 image-path tensor under prefix '" + prefix + "' (prefix found in the checkpoint: "
+                    + found + ")");
         }
         if (!problems.isEmpty()) {
             int shown = Math.min(problems.size(), 12);

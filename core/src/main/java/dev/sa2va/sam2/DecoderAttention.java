@@ -8,29 +8,22 @@ import org.bytedeco.pytorch.Tensor;
  */
 final class DecoderAttention {
     private final int heads;
-    private final Tensor qW, qB, kW, kB, vW, vB, oW, oB;
+    private final Nn.Linear q, k, v, out;
 
     DecoderAttention(Sam2Weights w, String prefix, int heads) {
         this.heads = heads;
-        this.qW = w.get(prefix + "q_proj.weight");
-        this.qB = w.get(prefix + "q_proj.bias");
-        this.kW = w.get(prefix + "k_proj.weight");
-        this.kB = w.get(prefix + "k_proj.bias");
-        this.vW = w.get(prefix + "v_proj.weight");
-        this.vB = w.get(prefix + "v_proj.bias");
-        this.oW = w.get(prefix + "out_proj.weight");
-        this.oB = w.get(prefix + "out_proj.bias");
+        this.q = new Nn.Linear(w, prefix + "q_proj");
+        this.k = new Nn.Linear(w, prefix + "k_proj");
+        this.v = new Nn.Linear(w, prefix + "v_proj");
+        this.out = new Nn.Linear(w, prefix + "out_proj");
     }
 
-    /** q (B, Nq, C), k and v (B, Nk, C) -> (B, Nq, C). */
-    Tensor forward(Tensor q, Tensor k, Tensor v) {
+    /** query (B, Nq, C), key and value (B, Nk, C) -> (B, Nq, C). */
+    Tensor forward(Tensor query, Tensor key, Tensor value) {
         return Scoped.tensor(() -> {
-            Tensor qp = split(Nn.linear(q, qW, qB));
-            Tensor kp = split(Nn.linear(k, kW, kB));
-            Tensor vp = split(Nn.linear(v, vW, vB));
-            Tensor o = Nn.attention(qp, kp, vp); // (B, heads, Nq, d)
+            Tensor o = Nn.attention(split(q.apply(query)), split(k.apply(key)), split(v.apply(value))); // (B, h, Nq, d)
             long b = o.size(0), n = o.size(2);
-            return Nn.linear(o.transpose(1, 2).reshape(b, n, -1), oW, oB);
+            return out.apply(o.transpose(1, 2).reshape(b, n, -1));
         });
     }
 

@@ -17,12 +17,11 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  */
 public final class FpnNeck {
     static final List<Integer> TOP_DOWN_LEVELS = Arrays.asList(2, 3);
-    private final Tensor[] convW = new Tensor[4], convB = new Tensor[4];
+    private final Nn.Conv[] convs = new Nn.Conv[4];
 
     FpnNeck(Sam2Weights w) {
         for (int n = 0; n < 4; n++) {
-            convW[n] = w.get("image_encoder.neck.convs." + n + ".conv.weight");
-            convB[n] = w.get("image_encoder.neck.convs." + n + ".conv.bias");
+            convs[n] = new Nn.Conv(w, "image_encoder.neck.convs." + n + ".conv", 1, 0);
         }
     }
 
@@ -34,7 +33,7 @@ public final class FpnNeck {
             final int level = i;
             final Tensor coarser = prev;
             prev = Scoped.tensor(() -> {
-                Tensor lateral = Nn.conv2d(trunk.get(level).permute(0, 3, 1, 2), convW[3 - level], convB[3 - level], 1, 0);
+                Tensor lateral = convs[3 - level].apply(trunk.get(level).permute(0, 3, 1, 2));
                 if (level == 3 || !TOP_DOWN_LEVELS.contains(level)) {
                     return lateral;
                 }

@@ -17,7 +17,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  */
 public final class HieraTrunk {
     private final Sam2Config config;
-    private final Tensor patchW, patchB;
+    private final Nn.Conv patchEmbed;
     private final Tensor posEmbed; // (1, H, W, C0) model dtype
     private final List<MultiScaleBlock> blocks = new ArrayList<>();
     private final int[] stageEnds;
@@ -25,10 +25,9 @@ public final class HieraTrunk {
     HieraTrunk(Sam2Config c, Sam2Weights w) {
         this.config = c;
         String p = "image_encoder.trunk.";
-        this.patchW = w.get(p + "patch_embed.proj.weight");
-        this.patchB = w.get(p + "patch_embed.proj.bias");
+        this.patchEmbed = new Nn.Conv(w, p + "patch_embed.proj", Sam2Config.PATCH_STRIDE, Sam2Config.PATCH_PADDING);
         int g = c.patchGrid();
-        this.posEmbed = Scoped.own(Scoped.tensor(() -> {
+        this.posEmbed = w.keep(Scoped.tensor(() -> {
             Tensor bg = torch.upsample_bicubic2d(w.get(p + "pos_embed").to(ScalarType.Float), new long[] {g, g}, false);
             Tensor win = w.get(p + "pos_embed_window").to(ScalarType.Float);
             long reps = g / c.windows()[0];
@@ -45,8 +44,7 @@ public final class HieraTrunk {
      * dims[i])}.
      */
     List<Tensor> forward(Tensor pixels) {
-        Tensor x = Scoped.tensor(() -> Nn.conv2d(pixels, patchW, patchB, Sam2Config.PATCH_STRIDE,
-                Sam2Config.PATCH_PADDING).permute(0, 2, 3, 1).add(posEmbed).contiguous());
+        Tensor x = Scoped.tensor(() -> patchEmbed.apply(pixels).permute(0, 2, 3, 1).add(posEmbed).contiguous());
         List<Tensor> levels = new ArrayList<>();
         int stage = 0;
         for (int i = 0; i < blocks.size(); i++) {

@@ -22,26 +22,23 @@ final class MaskDecoder {
     private final int hidden;
     private final Tensor outputTokens; // (6, C): obj_score, iou, mask x4
     private final TwoWayTransformer transformer;
-    private final Tensor up0W, up0B, upNormW, upNormB, up3W, up3B, convS0W, convS0B, convS1W, convS1B;
+    private final Nn.ConvTranspose2x2 up0, up3;
+    private final Nn.LayerNorm upNorm;
+    private final Nn.Conv convS0, convS1;
     private final List<Mlp> hyper = new ArrayList<>();
     private final Mlp iouHead, objHead;
 
     MaskDecoder(Sam2Config c, Sam2Weights w) {
         String p = "sam_mask_decoder.";
         this.hidden = c.hidden();
-        this.outputTokens = Scoped.own(Nn.cat(0, w.get(p + "obj_score_token.weight"), w.get(p + "iou_token.weight"),
+        this.outputTokens = w.keep(Nn.cat(0, w.get(p + "obj_score_token.weight"), w.get(p + "iou_token.weight"),
                 w.get(p + "mask_tokens.weight")));
         this.transformer = new TwoWayTransformer(c, w);
-        this.up0W = w.get(p + "output_upscaling.0.weight");
-        this.up0B = w.get(p + "output_upscaling.0.bias");
-        this.upNormW = w.get(p + "output_upscaling.1.weight");
-        this.upNormB = w.get(p + "output_upscaling.1.bias");
-        this.up3W = w.get(p + "output_upscaling.3.weight");
-        this.up3B = w.get(p + "output_upscaling.3.bias");
-        this.convS0W = w.get(p + "conv_s0.weight");
-        this.convS0B = w.get(p + "conv_s0.bias");
-        this.convS1W = w.get(p + "conv_s1.weight");
-        this.convS1B = w.get(p + "conv_s1.bias");
+        this.up0 = new Nn.ConvTranspose2x2(w, p + "output_upscaling.0");
+        this.upNorm = new Nn.LayerNorm(w, p + "output_upscaling.1", Sam2Config.LN2D_EPS);
+        this.up3 = new Nn.ConvTranspose2x2(w, p + "output_upscaling.3");
+        this.convS0 = new Nn.Conv(w, p + "conv_s0", 1, 0);
+        this.convS1 = new Nn.Conv(w, p + "conv_s1", 1, 0);
         for (int i = 0; i < Sam2Config.MASK_TOKENS; i++) {
             hyper.add(new Mlp(w, p + "output_hypernetworks_mlps." + i + ".", Sam2Config.HEAD_DEPTH, false));
         }
@@ -51,12 +48,12 @@ final class MaskDecoder {
 
     /** conv_s0 of FPN level 0: the stride-4 high-resolution features. */
     Tensor convS0(Tensor fpn0) {
-        return Nn.conv2d(fpn0, convS0W, convS0B, 1, 0);
+        return convS0.apply(fpn0);
     }
 
     /** conv_s1 of FPN level 1: the stride-8 high-resolution features. */
     Tensor convS1(Tensor fpn1) {
-        return Nn.conv2d(fpn1, convS1W, convS1B, 1, 0);
+        return convS1.apply(fpn1);
     }
 
     /** Raw decoder outputs: masks (B, 4, 4h, 4w), iou (B, 4), object score (B, 1), all in the model dtype. */
@@ -75,9 +72,9 @@ final class MaskDecoder {
             Tensor[] tr = transformer.forward(tokens, src, imagePe);
             Tensor hs = tr[0];
             Tensor srcOut = tr[1].transpose(1, 2).reshape(b, hidden, h, w);
-            Tensor up = Nn.convTranspose2x2(srcOut, up0W, up0B).add(featS1);
-            up = Nn.gelu(Nn.layerNorm2d(up, upNormW, upNormB, Sam2Config.LN2D_EPS));
-            up = Nn.gelu(Nn.convTranspose2x2(up, up3W, up3B).add(featS0));
+            Tensor up = up0.apply(srcOut).add(featS1);
+            up = Nn.gelu(upNorm.apply2d(up));
+            up = Nn.gelu(up3.apply(up).add(featS0));
             Tensor[] hyperIn = new Tensor[Sam2Config.MASK_TOKENS];
             for (int i = 0; i < hyperIn.length; i++) {
                 hyperIn[i] = hyper.get(i).forward(hs.select(1, 2 + i));

@@ -12,24 +12,21 @@ final class MultiScaleAttention {
     private final int heads;
     private final int dimOut;
     private final boolean queryPool;
-    private final Tensor qkvW, qkvB, projW, projB;
+    private final Nn.Linear qkv, proj;
 
     MultiScaleAttention(Sam2Weights w, String prefix, int dimOut, int heads, boolean queryPool) {
         this.heads = heads;
         this.dimOut = dimOut;
         this.queryPool = queryPool;
-        this.qkvW = w.get(prefix + "qkv.weight");
-        this.qkvB = w.get(prefix + "qkv.bias");
-        this.projW = w.get(prefix + "proj.weight");
-        this.projB = w.get(prefix + "proj.bias");
+        this.qkv = new Nn.Linear(w, prefix + "qkv");
+        this.proj = new Nn.Linear(w, prefix + "proj");
     }
 
     /** x (B, H, W, dim) -> (B, H', W', dimOut), H' = H/2 with query pooling. */
     Tensor forward(Tensor x) {
         long b = x.size(0), h = x.size(1), wd = x.size(2);
         long hd = dimOut / heads;
-        Tensor qkv = Nn.linear(x, qkvW, qkvB).reshape(b, h * wd, 3, heads, hd);
-        TensorVector parts = qkv.unbind(2); // each (B, HW, heads, hd)
+        TensorVector parts = qkv.apply(x).reshape(b, h * wd, 3, heads, hd).unbind(2); // each (B, HW, heads, hd)
         Tensor q = parts.get(0), k = parts.get(1), v = parts.get(2);
         if (queryPool) {
             q = Nn.maxPool2NHWC(q.reshape(b, h, wd, dimOut));
@@ -39,6 +36,6 @@ final class MultiScaleAttention {
         }
         Tensor o = Nn.attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)); // (B, heads, N', hd)
         o = o.transpose(1, 2).reshape(b, h, wd, dimOut);
-        return Nn.linear(o, projW, projB);
+        return proj.apply(o);
     }
 }

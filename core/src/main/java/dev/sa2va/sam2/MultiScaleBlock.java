@@ -11,7 +11,8 @@ import org.bytedeco.pytorch.Tensor;
 final class MultiScaleBlock {
     private final int dimIn, dimOut, window;
     private final boolean queryPool;
-    private final Tensor norm1W, norm1B, norm2W, norm2B, mlp0W, mlp0B, mlp1W, mlp1B, projW, projB;
+    private final Nn.LayerNorm norm1, norm2;
+    private final Nn.Linear mlp0, mlp1, proj;
     private final MultiScaleAttention attn;
 
     MultiScaleBlock(Sam2Config c, Sam2Weights w, int index) {
@@ -20,16 +21,11 @@ final class MultiScaleBlock {
         this.dimOut = c.blockDimOut(index);
         this.window = c.blockWindow(index);
         this.queryPool = c.blockQueryPool(index);
-        this.norm1W = w.get(p + "norm1.weight");
-        this.norm1B = w.get(p + "norm1.bias");
-        this.norm2W = w.get(p + "norm2.weight");
-        this.norm2B = w.get(p + "norm2.bias");
-        this.mlp0W = w.get(p + "mlp.layers.0.weight");
-        this.mlp0B = w.get(p + "mlp.layers.0.bias");
-        this.mlp1W = w.get(p + "mlp.layers.1.weight");
-        this.mlp1B = w.get(p + "mlp.layers.1.bias");
-        this.projW = dimIn != dimOut ? w.get(p + "proj.weight") : null;
-        this.projB = dimIn != dimOut ? w.get(p + "proj.bias") : null;
+        this.norm1 = new Nn.LayerNorm(w, p + "norm1", Sam2Config.HIERA_LN_EPS);
+        this.norm2 = new Nn.LayerNorm(w, p + "norm2", Sam2Config.HIERA_LN_EPS);
+        this.mlp0 = new Nn.Linear(w, p + "mlp.layers.0");
+        this.mlp1 = new Nn.Linear(w, p + "mlp.layers.1");
+        this.proj = dimIn != dimOut ? new Nn.Linear(w, p + "proj") : null;
         this.attn = new MultiScaleAttention(w, p + "attn.", dimOut, c.blockHeads(index), queryPool);
     }
 
@@ -37,9 +33,9 @@ final class MultiScaleBlock {
     Tensor forward(Tensor x) {
         return Scoped.tensor(() -> {
             Tensor shortcut = x;
-            Tensor xn = Nn.layerNorm(x, norm1W, norm1B, Sam2Config.HIERA_LN_EPS);
+            Tensor xn = norm1.apply(x);
             if (dimIn != dimOut) {
-                shortcut = Nn.linear(xn, projW, projB);
+                shortcut = proj.apply(xn);
                 if (queryPool) {
                     shortcut = Nn.maxPool2NHWC(shortcut);
                 }
@@ -58,9 +54,7 @@ final class MultiScaleBlock {
                 a = attn.forward(xn);
             }
             Tensor y = shortcut.add(a);
-            Tensor m = Nn.linear(Nn.gelu(Nn.linear(Nn.layerNorm(y, norm2W, norm2B, Sam2Config.HIERA_LN_EPS), mlp0W,
-                    mlp0B)), mlp1W, mlp1B);
-            return y.add(m);
+            return y.add(mlp1.apply(Nn.gelu(mlp0.apply(norm2.apply(y)))));
         });
     }
 

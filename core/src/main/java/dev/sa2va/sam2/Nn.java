@@ -8,35 +8,89 @@ import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
-/** Short forms of the libtorch functional ops used by the SAM2 modules (the preset's overloads are long). */
+/**
+ * Short forms of the libtorch functional ops used by the SAM2 modules. Layers keep their optional-tensor
+ * arguments ({@link TensorOptional} of a bias) built once: each JNI allocation of such a wrapper costs a few
+ * microseconds, and a SAM2-L forward pass makes over a thousand of these calls.
+ */
 final class Nn {
     private Nn() {
     }
 
-    static Tensor linear(Tensor x, Tensor weight, Tensor bias) {
-        return torch.linear(x, weight, new TensorOptional(bias));
+    private static final TensorOptional NO_MASK = Scoped.own(new TensorOptional());
+    private static final DoubleOptional DEFAULT_SCALE = Scoped.own(new DoubleOptional());
+    private static final long[] ONE = {1, 1}, TWO = {2, 2}, ZERO = {0, 0};
+
+    /** y = x Wᵀ + b. */
+    static final class Linear {
+        final Tensor weight;
+        final TensorOptional bias;
+
+        Linear(Sam2Weights w, String prefix) {
+            this.weight = w.get(prefix + ".weight");
+            this.bias = w.keep(new TensorOptional(w.get(prefix + ".bias")));
+        }
+
+        Tensor apply(Tensor x) {
+            return torch.linear(x, weight, bias);
+        }
     }
 
     /** LayerNorm over the last dimension. */
-    static Tensor layerNorm(Tensor x, Tensor weight, Tensor bias, double eps) {
-        return torch.layer_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight), new TensorOptional(bias), eps,
-                true);
+    static final class LayerNorm {
+        final TensorOptional weight, bias;
+        final long[] shape;
+        final double eps;
+
+        LayerNorm(Sam2Weights w, String prefix, double eps) {
+            Tensor wt = w.get(prefix + ".weight");
+            this.weight = w.keep(new TensorOptional(wt));
+            this.bias = w.keep(new TensorOptional(w.get(prefix + ".bias")));
+            this.shape = new long[] {wt.size(0)};
+            this.eps = eps;
+        }
+
+        Tensor apply(Tensor x) {
+            return torch.layer_norm(x, shape, weight, bias, eps, true);
+        }
+
+        /** SAM's LayerNorm2d: over the channels of an NCHW tensor. */
+        Tensor apply2d(Tensor x) {
+            return apply(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2);
+        }
     }
 
-    /** SAM's LayerNorm2d: LayerNorm over the channels of an NCHW tensor. */
-    static Tensor layerNorm2d(Tensor x, Tensor weight, Tensor bias, double eps) {
-        return layerNorm(x.permute(0, 2, 3, 1), weight, bias, eps).permute(0, 3, 1, 2);
-    }
+    /** Conv2d with square stride and padding (dilation 1, one group). */
+    static final class Conv {
+        final Tensor weight;
+        final TensorOptional bias;
+        final long[] stride, padding;
 
-    static Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padding) {
-        return torch.conv2d(x, weight, new TensorOptional(bias), new long[] {stride, stride},
-                new long[] {padding, padding}, new long[] {1, 1}, 1);
+        Conv(Sam2Weights w, String prefix, int stride, int padding) {
+            this.weight = w.get(prefix + ".weight");
+            this.bias = w.keep(new TensorOptional(w.get(prefix + ".bias")));
+            this.stride = new long[] {stride, stride};
+            this.padding = new long[] {padding, padding};
+        }
+
+        Tensor apply(Tensor x) {
+            return torch.conv2d(x, weight, bias, stride, padding, ONE, 1);
+        }
     }
 
     /** ConvTranspose2d with kernel = stride = 2 (SAM's output upscaling). */
-    static Tensor convTranspose2x2(Tensor x, Tensor weight, Tensor bias) {
-        return torch.conv_transpose2d(x, weight, new TensorOptional(bias), new long[] {2, 2}, new long[] {0, 0},
-                new long[] {0, 0}, 1, 1, 1);
+    static final class ConvTranspose2x2 {
+        final Tensor weight;
+        final TensorOptional bias;
+
+        ConvTranspose2x2(Sam2Weights w, String prefix) {
+            this.weight = w.get(prefix + ".weight");
+            this.bias = w.keep(new TensorOptional(w.get(prefix + ".bias")));
+        }
+
+        Tensor apply(Tensor x) {
+            return torch.conv_transpose2d(x, weight, bias, TWO, ZERO, ZERO, 1, ONE);
+        }
     }
 
     /** GELU, exact (erf) form as nn.GELU(). */
@@ -50,15 +104,13 @@ final class Nn {
 
     /** Max-pool 2x2, stride 2, of an NHWC tensor (SAM2's do_pool). */
     static Tensor maxPool2NHWC(Tensor x) {
-        Tensor nchw = x.permute(0, 3, 1, 2);
-        Tensor p = torch.max_pool2d(nchw, new long[] {2, 2}, new long[] {2, 2}, new long[] {0, 0}, new long[] {1, 1},
-                false);
+        Tensor p = torch.max_pool2d(x.permute(0, 3, 1, 2), TWO, TWO, ZERO, ONE, false);
         return p.permute(0, 2, 3, 1);
     }
 
     /** Softmax attention, scale head_dim^-0.5: q (B, h, Nq, d), k/v (B, h, Nk, d). */
     static Tensor attention(Tensor q, Tensor k, Tensor v) {
-        return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, false, new DoubleOptional(), false);
+        return torch.scaled_dot_product_attention(q, k, v, NO_MASK, 0.0, false, DEFAULT_SCALE, false);
     }
 
     static Tensor cat(long dim, Tensor... parts) {

@@ -14,8 +14,9 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 final class PositionEmbeddingRandom {
     private final Tensor gaussian; // (2, C/2) float32
 
+    /** {@code gaussian}: the stored matrix in float32, owned by the caller. */
     PositionEmbeddingRandom(Tensor gaussian) {
-        this.gaussian = Scoped.own(gaussian.to(ScalarType.Float));
+        this.gaussian = gaussian;
     }
 
     /** coords (..., 2) as (x, y) in [0, 1] (any float dtype) -> (..., C) float32. */

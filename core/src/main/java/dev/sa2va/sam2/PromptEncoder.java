@@ -32,12 +32,13 @@ public final class PromptEncoder {
         this.imageSize = config.imageSize();
         this.hidden = config.hidden();
         this.dtype = w.dtype();
-        this.pe = new PositionEmbeddingRandom(w.get(p + "pe_layer.positional_encoding_gaussian_matrix"));
-        this.pointEmbeddings = Scoped.own(Nn.cat(0, w.get(p + "point_embeddings.0.weight"),
+        this.pe = new PositionEmbeddingRandom(w.keep(w.get(p + "pe_layer.positional_encoding_gaussian_matrix")
+                .to(ScalarType.Float)));
+        this.pointEmbeddings = w.keep(Nn.cat(0, w.get(p + "point_embeddings.0.weight"),
                 w.get(p + "point_embeddings.1.weight"), w.get(p + "point_embeddings.2.weight"),
                 w.get(p + "point_embeddings.3.weight")).to(ScalarType.Float));
-        this.notAPoint = Scoped.own(w.get(p + "not_a_point_embed.weight").to(ScalarType.Float).clone());
-        this.noMask = Scoped.own(w.get(p + "no_mask_embed.weight").view(1, hidden, 1, 1));
+        this.notAPoint = w.keep(w.get(p + "not_a_point_embed.weight").to(ScalarType.Float).clone());
+        this.noMask = w.keep(w.get(p + "no_mask_embed.weight").view(1, hidden, 1, 1));
     }
 
     /** The sparse prompt tokens {@code (B, T, C)} in the model dtype on {@code device}. */

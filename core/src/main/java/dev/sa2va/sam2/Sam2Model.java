@@ -27,7 +27,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * Tensor logits = out.upsampled(0, img.height(), img.width());        // (1, 1, H, W), no threshold applied
  * }</pre>
  */
-public final class Sam2Model {
+public final class Sam2Model implements AutoCloseable {
     private final Sam2Config config;
     private final Sam2Weights weights;
     private final HieraTrunk trunk;
@@ -45,9 +45,9 @@ public final class Sam2Model {
             this.neck = new FpnNeck(weights);
             this.promptEncoder = new PromptEncoder(config, weights);
             this.decoder = new MaskDecoder(config, weights);
-            this.noMemEmbed = Scoped.own(weights.get("no_mem_embed").view(1, config.hidden(), 1, 1));
+            this.noMemEmbed = weights.keep(weights.get("no_mem_embed").view(1, config.hidden(), 1, 1));
             int e = config.embeddingSize();
-            this.densePe = Scoped.own(promptEncoder.densePositionEncoding(e, e, weights.device()));
+            this.densePe = weights.keep(promptEncoder.densePositionEncoding(e, e, weights.device()));
         }
     }
 
@@ -152,6 +152,12 @@ public final class Sam2Model {
             out.add(PositionEmbeddingSine.encode(config.hidden(), side, side, weights.dtype(), weights.device()));
         }
         return out;
+    }
+
+    /** Releases the model's native memory (weights and precomputed encodings) now; see {@link Sam2Weights#close()}. */
+    @Override
+    public void close() {
+        weights.close();
     }
 
     public Sam2Config config() {

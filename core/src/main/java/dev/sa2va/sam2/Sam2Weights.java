@@ -12,6 +12,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
@@ -32,7 +33,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * ({@code pos_embed}, {@code pos_embed_window}, the random-Fourier matrix), which stay in float32: the encodings
  * are computed once in float32 and cast afterwards.
  */
-public final class Sam2Weights {
+public final class Sam2Weights implements AutoCloseable {
     public static final String SA2VA_PREFIX = "grounding_encoder.sam2_model.";
     public static final String ORIGINAL_PREFIX = "";
 
@@ -51,6 +52,8 @@ public final class Sam2Weights {
     private final Device device;
     private final Map<String, Tensor> tensors;
     private final List<String> ignored;
+    private final List<Pointer> derived = new ArrayList<>();
+    private boolean closed;
 
     private Sam2Weights(Sam2Config config, ScalarType dtype, Device device, Map<String, Tensor> tensors,
                         List<String> ignored) {
@@ -283,8 +286,38 @@ public final class Sam2Weights {
         }
     }
 
+    /**
+     * Registers a tensor derived from the weights (a precomputed encoding, a reshaped view) to live as long as the
+     * weights: taken out of the caller's scope and released by {@link #close()}.
+     */
+    synchronized <T extends Pointer> T keep(T p) {
+        derived.add(Scoped.own(p));
+        return p;
+    }
+
+    /**
+     * Releases the native memory of the weights and of everything registered with {@link #keep} now, instead of
+     * whenever the GC notices; the weights (and models built on them) must not be used afterwards.
+     */
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (Pointer p : derived) {
+            p.releaseReference();
+        }
+        derived.clear();
+        for (Tensor t : tensors.values()) {
+            t.releaseReference();
+        }
+    }
+
     /** The tensor named {@code name} (original SAM2 name, no prefix). */
     public Tensor get(String name) {
+        if (closed) {
+            throw new IllegalStateException("SAM2 weights were closed");
+        }
         Tensor t = tensors.get(name);
         if (t == null) {
             throw new IllegalStateException("no SAM2 weight '" + name + "' (not an image-path tensor of " + config + ")");

@@ -12,7 +12,7 @@ final class TwoWayAttentionBlock {
     private final boolean skipFirstLayerPe;
     private final DecoderAttention selfAttn, tokenToImage, imageToToken;
     private final Mlp mlp;
-    private final Tensor[] normW = new Tensor[4], normB = new Tensor[4];
+    private final Nn.LayerNorm[] norms = new Nn.LayerNorm[4];
 
     TwoWayAttentionBlock(Sam2Config c, Sam2Weights w, String prefix, boolean skipFirstLayerPe) {
         this.skipFirstLayerPe = skipFirstLayerPe;
@@ -21,8 +21,7 @@ final class TwoWayAttentionBlock {
         this.imageToToken = new DecoderAttention(w, prefix + "cross_attn_image_to_token.", c.decoderHeads());
         this.mlp = new Mlp(w, prefix + "mlp.", 2, false);
         for (int i = 0; i < 4; i++) {
-            normW[i] = w.get(prefix + "norm" + (i + 1) + ".weight");
-            normB[i] = w.get(prefix + "norm" + (i + 1) + ".bias");
+            norms[i] = new Nn.LayerNorm(w, prefix + "norm" + (i + 1), Sam2Config.DECODER_LN_EPS);
         }
     }
 
@@ -44,6 +43,6 @@ final class TwoWayAttentionBlock {
     }
 
     private Tensor norm(int i, Tensor x) {
-        return Nn.layerNorm(x, normW[i], normB[i], Sam2Config.DECODER_LN_EPS);
+        return norms[i].apply(x);
     }
 }

@@ -11,7 +11,7 @@ import org.bytedeco.pytorch.Tensor;
 final class TwoWayTransformer {
     private final List<TwoWayAttentionBlock> layers = new ArrayList<>();
     private final DecoderAttention finalAttn;
-    private final Tensor normW, normB;
+    private final Nn.LayerNorm normFinal;
 
     TwoWayTransformer(Sam2Config c, Sam2Weights w) {
         String p = "sam_mask_decoder.transformer.";
@@ -19,8 +19,7 @@ final class TwoWayTransformer {
             layers.add(new TwoWayAttentionBlock(c, w, p + "layers." + i + ".", i == 0));
         }
         this.finalAttn = new DecoderAttention(w, p + "final_attn_token_to_image.", c.decoderHeads());
-        this.normW = w.get(p + "norm_final_attn.weight");
-        this.normB = w.get(p + "norm_final_attn.bias");
+        this.normFinal = new Nn.LayerNorm(w, p + "norm_final_attn", Sam2Config.DECODER_LN_EPS);
     }
 
     /**
@@ -38,8 +37,7 @@ final class TwoWayTransformer {
             keys = r[1];
         }
         Tensor qf = queries, kf = keys;
-        Tensor out = Scoped.tensor(() -> Nn.layerNorm(qf.add(finalAttn.forward(qf.add(tokens), kf.add(keyPe), kf)),
-                normW, normB, Sam2Config.DECODER_LN_EPS));
+        Tensor out = Scoped.tensor(() -> normFinal.apply(qf.add(finalAttn.forward(qf.add(tokens), kf.add(keyPe), kf))));
         return new Tensor[] {out, keys};
     }
 }

@@ -1,6 +1,7 @@
 package dev.sa2va.sam2;
 
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
 
 /**
  * One Hiera block: LayerNorm → (windowed) multi-scale attention → residual, LayerNorm → MLP (GELU) → residual.
@@ -29,11 +30,14 @@ final class MultiScaleBlock {
         this.attn = new MultiScaleAttention(w, p + "attn.", dimOut, c.blockHeads(index), queryPool);
     }
 
-    /** x (B, H, W, dimIn) NHWC -> (B, H', W', dimOut). Intermediates are freed before returning. */
+    /**
+     * x (B, H, W, dimIn) NHWC -> (B, H', W', dimOut). The attention half and the MLP half each run in their own
+     * scope, so the attention's intermediates are gone before the 4x-wide MLP activations exist (peak memory).
+     */
     Tensor forward(Tensor x) {
-        return Scoped.tensor(() -> {
-            Tensor shortcut = x;
+        Tensor y = Scoped.tensor(() -> {
             Tensor xn = norm1.apply(x);
+            Tensor shortcut = x;
             if (dimIn != dimOut) {
                 shortcut = proj.apply(xn);
                 if (queryPool) {
@@ -44,8 +48,7 @@ final class MultiScaleBlock {
             Tensor a;
             if (window > 0) {
                 long padH = (window - h % window) % window, padW = (window - wd % window) % window;
-                Tensor windows = partition(xn, window, padH, padW);
-                Tensor out = attn.forward(windows);
+                Tensor out = attn.forward(partition(xn, window, padH, padW));
                 int win = queryPool ? window / Sam2Config.Q_STRIDE : window;
                 long oh = shortcut.size(1), ow = shortcut.size(2);
                 long oPadH = (win - oh % win) % win, oPadW = (win - ow % win) % win;
@@ -53,15 +56,15 @@ final class MultiScaleBlock {
             } else {
                 a = attn.forward(xn);
             }
-            Tensor y = shortcut.add(a);
-            return y.add(mlp1.apply(Nn.gelu(mlp0.apply(norm2.apply(y)))));
+            return a.add_(shortcut); // a is this block's own tensor: the residual sum needs no new buffer
         });
+        return Scoped.tensor(() -> y.add_(mlp1.apply(torch.gelu_(mlp0.apply(norm2.apply(y))))));
     }
 
     /** (B, H, W, C) -> (B·nH·nW, win, win, C) after zero padding to multiples of win. */
     static Tensor partition(Tensor x, int win, long padH, long padW) {
         long b = x.size(0), c = x.size(3);
-        Tensor p = padH > 0 || padW > 0 ? org.bytedeco.pytorch.global.torch.constant_pad_nd(x,
+        Tensor p = padH > 0 || padW > 0 ? torch.constant_pad_nd(x,
                 new long[] {0, 0, 0, padW, 0, padH}, Nn.s(0)) : x;
         long hp = p.size(1), wp = p.size(2);
         return p.view(b, hp / win, win, wp / win, win, c).permute(0, 1, 3, 2, 4, 5).contiguous()

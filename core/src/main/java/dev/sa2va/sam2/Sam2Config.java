@@ -187,6 +187,37 @@ public record Sam2Config(int imageSize, int[] dims, int[] heads, int[] blocks, i
         return r;
     }
 
+    // records hand out their arrays; these copies keep a config immutable
+    @Override
+    public int[] dims() {
+        return dims.clone();
+    }
+
+    @Override
+    public int[] heads() {
+        return heads.clone();
+    }
+
+    @Override
+    public int[] blocks() {
+        return blocks.clone();
+    }
+
+    @Override
+    public int[] windows() {
+        return windows.clone();
+    }
+
+    @Override
+    public int[] globalBlocks() {
+        return globalBlocks.clone();
+    }
+
+    @Override
+    public int[] posEmbedBackground() {
+        return posEmbedBackground.clone();
+    }
+
     // ---- derived quantities --------------------------------------------------------------------------------
 
     public int totalBlocks() {

@@ -544,9 +544,9 @@ def main():
         keep16[keep16.index("llm.logits")] = "llm.logits_rows"
         ref32["text.logits"] = ref32["text.logits"][:, -8:]
         meta_tokens["llm_logits_rows"] = rows
-    save_file({k: ref32[k].detach().float().cpu().contiguous() for k in keep32},
+    save_file({k: ref32[k].detach().float().cpu().contiguous().clone() for k in keep32},
               os.path.join(args.out_dir, "reference_fp32.safetensors"))
-    save_file({k: ref16[k].detach().to(torch.bfloat16).cpu().contiguous() for k in keep16},
+    save_file({k: ref16[k].detach().to(torch.bfloat16).cpu().contiguous().clone() for k in keep16},
               os.path.join(args.out_dir, "reference_bf16.safetensors"))
     inputs = {"pixel_values": pixel_values.float().cpu().contiguous(),
               "input_ids": torch.tensor(prompt_ids, dtype=torch.long),

@@ -68,6 +68,16 @@ public final class KvCache implements AutoCloseable {
         length += n;
     }
 
+    /**
+     * Drops the positions from {@code newLength} on (keeps the memory): e.g. to decode again after the same prompt.
+     */
+    public void truncate(long newLength) {
+        if (newLength < 0 || newLength > length) {
+            throw new IllegalArgumentException("KvCache.truncate: length " + newLength + " outside [0, " + length + "]");
+        }
+        length = newLength;
+    }
+
     /** Forgets everything (keeps the memory). */
     public void clear() {
         length = 0;

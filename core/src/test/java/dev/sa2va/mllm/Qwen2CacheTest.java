@@ -68,6 +68,20 @@ class Qwen2CacheTest {
     }
 
     @Test
+    void truncateReplaysTheSameContinuation() {
+        Qwen2Model llm = model.llm();
+        Tensor x = embeds(9);
+        try (KvCache cache = llm.newCache(1, 9)) {
+            llm.forward(x.narrow(1, 0, 6), cache, Probe.NONE);
+            Tensor first = llm.forward(x.narrow(1, 6, 3), cache, Probe.NONE);
+            cache.truncate(6);
+            Tensor again = llm.forward(x.narrow(1, 6, 3), cache, Probe.NONE);
+            assertEquals(0.0, MllmReferenceCheck.relErr(again, first));
+            assertThrows(IllegalArgumentException.class, () -> cache.truncate(10));
+        }
+    }
+
+    @Test
     void tiedHeadIsTheEmbeddingMatrix() {
         Qwen2Model llm = model.llm();
         assertTrue(llm.tiedLmHead());

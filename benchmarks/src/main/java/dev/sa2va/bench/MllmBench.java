@@ -18,6 +18,7 @@ import java.util.concurrent.TimeUnit;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.cuda.DeviceStats;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -96,8 +97,10 @@ public class MllmBench {
             int s = cfg.vision().imageSize();
             Torch.seed(1);
             mllm = MllmWeights.random(cfg, VOCAB, 20240611, ScalarType.BFloat16, d);
-            pixels = Torch.randn(ScalarType.Float, d, 10, 3, s, s).to(ScalarType.BFloat16).retainReference();
-            ids = prompt(10 * cfg.tokensPerTile()).to(d, ScalarType.Long).retainReference();
+            try (PointerScope scope = new PointerScope()) {  // frees the float32 draw and the host ids now, not at a GC
+                pixels = Torch.randn(ScalarType.Float, d, 10, 3, s, s).to(ScalarType.BFloat16).retainReference();
+                ids = prompt(10 * cfg.tokensPerTile()).to(d, ScalarType.Long).retainReference();
+            }
             promptLen = ids.size(0);
             cache = mllm.llm().newCache(1, promptLen + DECODE_STEPS);
         }
@@ -202,7 +205,7 @@ public class MllmBench {
                 }
             }
         }
-        long peak = cuda ? torch.getDeviceStats(dev).allocated_bytes().peak() : -1;
+        long peak = cuda ? allocated(true) : -1;
         JsonObject o = new JsonObject();
         o.addProperty("impl", "sa2va-java (libtorch 2.10 via JavaCPP 1.5.13), bf16, SDPA");
         o.addProperty("prompt_tokens", m.promptLen);
@@ -226,10 +229,18 @@ public class MllmBench {
      * this class keeps for its JMH decode benchmark, which HF's script does not have.
      */
     static long weightsBytes(Model m) {
-        long now = torch.getDeviceStats((byte) 0).allocated_bytes().current();
+        long now = allocated(false);
         Sa2vaConfig.Llm c = m.mllm.config().llm();
         long jmhCache = 2L * c.numLayers() * c.numKvHeads() * c.headDim() * m.cache.capacity() * 2;
         return now - jmhCache;
+    }
+
+    /** The caching allocator's allocated bytes on cuda:0 (all pools): peak since the last reset, or current. */
+    static long allocated(boolean peak) {
+        DeviceStats st = torch.getDeviceStats((byte) 0);
+        long v = peak ? st.allocated_bytes().peak() : st.allocated_bytes().current();
+        st.close();  // also keeps st reachable until its Stat has been read
+        return v;
     }
 
     static void sync(boolean cuda) {

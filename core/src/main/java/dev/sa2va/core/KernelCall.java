@@ -31,10 +31,13 @@ public final class KernelCall {
         return p;
     }
 
-    /** CUDA device index of a tensor, -1 on the CPU. */
+    /** CUDA device index of a tensor, -1 on the CPU. Creates no object when one GPU is visible. */
     public static int deviceIndex(Tensor t) {
         if (!t.is_cuda()) {
             return -1;
+        }
+        if (cudaDeviceCount() == 1) {
+            return 0;
         }
         try (Device d = t.device()) {
             return Math.max(0, d.index());
@@ -91,6 +94,26 @@ public final class KernelCall {
             o = OPTIONS.computeIfAbsent(key, k -> keep(Torch.options(dtype, d)));
         }
         return torch.empty(shape, o, NO_FORMAT);
+    }
+
+    /**
+     * {@code previous} when it is a contiguous tensor of this dtype, device and shape (its contents will be
+     * overwritten), else a new one: lets hot loops pass last call's outputs back and skip the allocation, which costs
+     * more host time than the launch itself for small problems. A result created inside a {@code PointerScope} dies
+     * with the scope: keep reused outputs outside it (or {@code retainReference()} them).
+     */
+    public static Tensor reuse(Tensor previous, ScalarType dtype, int device, long... shape) {
+        if (previous != null && !previous.isNull() && previous.dim() == shape.length && Torch.dtype(previous) == dtype
+                && previous.is_contiguous() && (device < 0 ? previous.is_cpu() : previous.is_cuda())) {
+            boolean same = true;
+            for (int i = 0; same && i < shape.length; i++) {
+                same = previous.size(i) == shape[i];
+            }
+            if (same && (device < 0 || deviceIndex(previous) == device)) {
+                return previous;
+            }
+        }
+        return empty(dtype, device, shape);
     }
 
     /** Zeros on device {@code device} (-1 = cpu). */

@@ -101,6 +101,11 @@ public final class MaskLosses {
     }
 
     public static Result compute(Tensor logits, MaskTargets targets, Spec spec, boolean withGrad) {
+        return compute(logits, targets, spec, withGrad, null);
+    }
+
+    /** {@link #compute(Tensor, MaskTargets, Spec, boolean)} into {@code reuse}'s tensors when they fit. */
+    public static Result compute(Tensor logits, MaskTargets targets, Spec spec, boolean withGrad, Result reuse) {
         TensorCheck.of("logits", logits).dtype(TensorCheck.FLOAT_TYPES).minDims(1).nonEmpty().contiguous();
         if (targets == null || spec == null) {
             throw new IllegalArgumentException("targets and spec must not be null");
@@ -113,10 +118,13 @@ public final class MaskLosses {
         MaskTargets.Bound b = targets.bind(TensorCheck.shapeOf(logits), dev, "logits");
         int dtype = TensorCheck.nativeDType(Torch.dtype(logits));
         float[] a = spec.nativeArray();
-        Tensor stats = KernelCall.empty(ScalarType.Double, dev, MaskKind.STATS_ROWS, n);
-        Tensor losses = KernelCall.empty(ScalarType.Float, dev, MaskKind.LOSS_ROWS, n);
+        Tensor stats = KernelCall.reuse(reuse == null ? null : reuse.stats(), ScalarType.Double, dev,
+                MaskKind.STATS_ROWS, n);
+        Tensor losses = KernelCall.reuse(reuse == null ? null : reuse.losses(), ScalarType.Float, dev,
+                MaskKind.LOSS_ROWS, n);
         Tensor coef = KernelCall.empty(ScalarType.Float, dev, MaskKind.COEF_ROWS, n);
-        Tensor grad = withGrad ? KernelCall.empty(Torch.dtype(logits), dev, TensorCheck.shapeOf(logits)) : null;
+        Tensor grad = withGrad ? KernelCall.reuse(reuse == null ? null : reuse.grad(), Torch.dtype(logits), dev,
+                TensorCheck.shapeOf(logits)) : null;
         float scale = (float) (1.0 / n);
         float pw = (float) spec.posWeight();
         if (dev >= 0) {

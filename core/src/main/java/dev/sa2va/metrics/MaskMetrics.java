@@ -314,6 +314,14 @@ public final class MaskMetrics {
      * Asynchronous on CUDA: the result tensors are on the predictions' device.
      */
     public static Result evaluate(Tensor pred, MaskTargets targets, Spec spec) {
+        return evaluate(pred, targets, spec, null);
+    }
+
+    /**
+     * {@link #evaluate(Tensor, MaskTargets, Spec)} writing into {@code reuse}'s tensors when they fit (same N and
+     * device), e.g. the previous call's result in a training loop: skips two allocations per call.
+     */
+    public static Result evaluate(Tensor pred, MaskTargets targets, Spec spec, Result reuse) {
         boolean binary = spec.input() == Input.BINARY;
         TensorCheck z = TensorCheck.of("predictions", pred);
         if (binary) {
@@ -327,26 +335,33 @@ public final class MaskMetrics {
         int kind = binary ? MaskKind.U8 : spec.input() == Input.LOGITS ? MaskKind.LOGITS : MaskKind.PROBS;
         int dtype = binary ? dev.sa2va.kernels.DType.U8 : TensorCheck.nativeDType(Torch.dtype(pred));
         return run(pred.data_ptr(), dtype, kind, KernelCall.device("predictions", pred), TensorCheck.shapeOf(pred), n, p,
-                targets, spec);
+                targets, spec, reuse);
     }
 
     /** {@link #evaluate(Tensor, MaskTargets, Spec)} of bit-packed binary predictions (spec's input is ignored). */
     public static Result evaluate(BitMasks pred, MaskTargets targets, Spec spec) {
+        return evaluate(pred, targets, spec, null);
+    }
+
+    /** {@link #evaluate(BitMasks, MaskTargets, Spec)} into {@code reuse}'s tensors when they fit. */
+    public static Result evaluate(BitMasks pred, MaskTargets targets, Spec spec, Result reuse) {
         long[] shape = new long[pred.sampleShape().length + 1];
         shape[0] = pred.count();
         System.arraycopy(pred.sampleShape(), 0, shape, 1, shape.length - 1);
         return run(pred.bits().data_ptr(), dev.sa2va.kernels.DType.U8, MaskKind.PACKED,
-                KernelCall.device("predictions", pred.bits()), shape, pred.count(), pred.pixels(), targets, spec);
+                KernelCall.device("predictions", pred.bits()), shape, pred.count(), pred.pixels(), targets, spec, reuse);
     }
 
     private static Result run(Pointer pred, int dtype, int kind, int dev, long[] predShape, long n, long p,
-                              MaskTargets targets, Spec spec) {
+                              MaskTargets targets, Spec spec, Result reuse) {
         if (targets == null || spec == null) {
             throw new IllegalArgumentException("targets and spec must not be null");
         }
         MaskTargets.Bound b = targets.bind(predShape, dev, "predictions");
-        Tensor stats = KernelCall.empty(ScalarType.Double, dev, MaskKind.STATS_ROWS, n);
-        Tensor scores = KernelCall.empty(ScalarType.Float, dev, MaskKind.SCORE_ROWS, n);
+        Tensor stats = KernelCall.reuse(reuse == null ? null : reuse.stats(), ScalarType.Double, dev,
+                MaskKind.STATS_ROWS, n);
+        Tensor scores = KernelCall.reuse(reuse == null ? null : reuse.scores(), ScalarType.Float, dev,
+                MaskKind.SCORE_ROWS, n);
         float thr = (float) spec.threshold();
         if (dev >= 0) {
             Pointer stream = KernelCall.stream(dev, "mask_scores_cuda");
@@ -356,7 +371,7 @@ public final class MaskMetrics {
             MaskStatsKernels.mask_scores_cpu(pred, dtype, kind, b.target(), b.targetKind(), b.roi(), b.roiKind(), n, p,
                     b.group(), thr, spec.nativeArray(), stats.data_ptr(), scores.data_ptr(), null, null, null);
         }
-        return new Result(stats, scores);
+        return reuse != null && reuse.stats() == stats && reuse.scores() == scores ? reuse : new Result(stats, scores);
     }
 
     /** Per-sample pixel counts are 32-bit in the kernels. */

@@ -95,6 +95,11 @@ public final class Gae {
     }
 
     public static Result compute(Rollout r, Options o) {
+        return compute(r, o, null);
+    }
+
+    /** {@link #compute(Rollout, Options)} into {@code reuse}'s tensors when they fit (e.g. last iteration's result). */
+    public static Result compute(Rollout r, Options o, Result reuse) {
         if (r == null || o == null) {
             throw new IllegalArgumentException("rollout and options must not be null");
         }
@@ -120,9 +125,10 @@ public final class Gae {
             throw new IllegalArgumentException("normalize: needs at least 2 advantages for a (Bessel) std, got T*N = "
                     + t * n);
         }
-        Tensor adv = KernelCall.empty(ScalarType.Float, dev, t, n);
-        Tensor ret = KernelCall.empty(ScalarType.Float, dev, t, n);
-        Tensor stats = o.normalize() ? KernelCall.empty(ScalarType.Float, dev, 2) : null;
+        Tensor adv = KernelCall.reuse(reuse == null ? null : reuse.advantages(), ScalarType.Float, dev, t, n);
+        Tensor ret = KernelCall.reuse(reuse == null ? null : reuse.returns(), ScalarType.Float, dev, t, n);
+        Tensor stats = o.normalize() ? KernelCall.reuse(reuse == null ? null : reuse.normStats(), ScalarType.Float, dev, 2)
+                : null;
         Pointer trunc = r.truncated() == null ? null : r.truncated().data_ptr();
         int truncDtype = r.truncated() == null ? 0 : flagDtype(r.truncated());
         Pointer tv = r.truncValues() == null ? null : r.truncValues().data_ptr();
@@ -138,7 +144,8 @@ public final class Gae {
                     flagDtype(r.terminated()), trunc, truncDtype, tv, boot, t, n, (float) o.gamma(), (float) o.lambda(),
                     (float) o.eps(), adv.data_ptr(), ret.data_ptr(), st);
         }
-        return new Result(adv, ret, stats);
+        return reuse != null && reuse.advantages() == adv && reuse.returns() == ret && reuse.normStats() == stats ? reuse
+                : new Result(adv, ret, stats);
     }
 
     /** {@link #compute(Rollout, Options)} with CleanRL's gamma / lambda and no truncation. */

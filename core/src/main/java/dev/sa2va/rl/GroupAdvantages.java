@@ -49,6 +49,11 @@ public final class GroupAdvantages {
 
     /** {@code rewards}: float32 {@code [B * G]} or {@code [B, G]}, contiguous (a row of a metric-major scores tensor is). */
     public static Result compute(Tensor rewards, int groupSize, Mode mode, double eps) {
+        return compute(rewards, groupSize, mode, eps, null);
+    }
+
+    /** {@link #compute(Tensor, int, Mode, double)} into {@code reuse}'s tensors when they fit. */
+    public static Result compute(Tensor rewards, int groupSize, Mode mode, double eps, Result reuse) {
         TensorCheck.of("rewards", rewards).dtype(ScalarType.Float).nonEmpty().contiguous();
         if (rewards.dim() != 1 && !(rewards.dim() == 2 && rewards.size(1) == groupSize)) {
             throw new IllegalArgumentException("rewards: expected [B * G] or [B, " + groupSize + "], got shape "
@@ -71,8 +76,9 @@ public final class GroupAdvantages {
         }
         int dev = KernelCall.device("rewards", rewards);
         long groups = m / groupSize;
-        Tensor adv = KernelCall.empty(ScalarType.Float, dev, TensorCheck.shapeOf(rewards));
-        Tensor stats = KernelCall.empty(ScalarType.Float, dev, 2, groups);
+        Tensor adv = KernelCall.reuse(reuse == null ? null : reuse.advantages(), ScalarType.Float, dev,
+                TensorCheck.shapeOf(rewards));
+        Tensor stats = KernelCall.reuse(reuse == null ? null : reuse.groupStats(), ScalarType.Float, dev, 2, groups);
         if (dev >= 0) {
             Pointer stream = KernelCall.stream(dev, "group_advantages_cuda");
             RlKernels.group_advantages_cuda(rewards.data_ptr(), groups, groupSize, mode.ordinal(), (float) eps,
@@ -81,6 +87,6 @@ public final class GroupAdvantages {
             RlKernels.group_advantages_cpu(rewards.data_ptr(), groups, groupSize, mode.ordinal(), (float) eps,
                     adv.data_ptr(), stats.data_ptr());
         }
-        return new Result(adv, stats);
+        return reuse != null && reuse.advantages() == adv && reuse.groupStats() == stats ? reuse : new Result(adv, stats);
     }
 }

@@ -50,7 +50,7 @@ public final class MaskPolicy {
 
     /** Samples N masks from logits {@code [N, ...]} (float32 / float16 / bfloat16). */
     public static Sample sample(Tensor logits, double temperature, long seed, long offset, boolean normalize) {
-        return run(logits, temperature, seed, offset, normalize, null, null);
+        return run(logits, temperature, seed, offset, normalize, null, null, null);
     }
 
     /**
@@ -60,24 +60,37 @@ public final class MaskPolicy {
      */
     public static Sample sample(Tensor logits, double temperature, long seed, long offset, boolean normalize,
                                 MaskTargets targets, MaskMetrics.Spec spec) {
+        return sample(logits, temperature, seed, offset, normalize, targets, spec, null);
+    }
+
+    /**
+     * {@link #sample(Tensor, double, long, long, boolean, MaskTargets, MaskMetrics.Spec)} writing into {@code reuse}'s
+     * tensors when they fit (e.g. the previous step's sample, once its masks are no longer needed).
+     */
+    public static Sample sample(Tensor logits, double temperature, long seed, long offset, boolean normalize,
+                                MaskTargets targets, MaskMetrics.Spec spec, Sample reuse) {
         if (targets == null || spec == null) {
             throw new IllegalArgumentException("targets and spec must not be null (use the overload without them)");
         }
-        return run(logits, temperature, seed, offset, normalize, targets, spec);
+        return run(logits, temperature, seed, offset, normalize, targets, spec, reuse);
     }
 
     private static Sample run(Tensor logits, double temperature, long seed, long offset, boolean normalize,
-                              MaskTargets targets, MaskMetrics.Spec spec) {
+                              MaskTargets targets, MaskMetrics.Spec spec, Sample reuse) {
         checkLogits(logits);
         float tau = temperature(temperature);
         int dev = KernelCall.device("logits", logits);
         long n = logits.size(0), p = logits.numel() / n;
         int dtype = TensorCheck.nativeDType(Torch.dtype(logits));
         MaskTargets.Bound b = targets == null ? null : targets.bind(TensorCheck.shapeOf(logits), dev, "logits");
-        Tensor bits = KernelCall.empty(ScalarType.Byte, dev, n, (p + 7) / 8);
-        Tensor policy = KernelCall.empty(ScalarType.Float, dev, MaskKind.POLICY_ROWS, n);
-        Tensor stats = b == null ? null : KernelCall.empty(ScalarType.Double, dev, MaskKind.STATS_ROWS, n);
-        Tensor scores = b == null ? null : KernelCall.empty(ScalarType.Float, dev, MaskKind.SCORE_ROWS, n);
+        MaskMetrics.Result old = reuse == null ? null : reuse.scores();
+        Tensor bits = KernelCall.reuse(reuse == null ? null : reuse.masks().bits(), ScalarType.Byte, dev, n, (p + 7) / 8);
+        Tensor policy = KernelCall.reuse(reuse == null ? null : reuse.policy(), ScalarType.Float, dev,
+                MaskKind.POLICY_ROWS, n);
+        Tensor stats = b == null ? null : KernelCall.reuse(old == null ? null : old.stats(), ScalarType.Double, dev,
+                MaskKind.STATS_ROWS, n);
+        Tensor scores = b == null ? null : KernelCall.reuse(old == null ? null : old.scores(), ScalarType.Float, dev,
+                MaskKind.SCORE_ROWS, n);
         Pointer t = b == null ? null : b.target(), r = b == null ? null : b.roi();
         int tk = b == null ? MaskKind.NONE : b.targetKind(), rk = b == null ? MaskKind.NONE : b.roiKind();
         long group = b == null ? 1 : b.group();
@@ -91,8 +104,13 @@ public final class MaskPolicy {
             MaskPolicyKernels.mask_sample_cpu(logits.data_ptr(), dtype, n, p, tau, seed, offset, normalize ? 1 : 0, t,
                     tk, r, rk, group, sp, bits.data_ptr(), policy.data_ptr(), st, sc);
         }
-        return new Sample(new BitMasks(bits, sampleShape(logits)), policy,
-                b == null ? null : new MaskMetrics.Result(stats, scores));
+        long[] shape = sampleShape(logits);
+        BitMasks masks = reuse != null && reuse.masks().bits() == bits && Arrays.equals(reuse.masks().sampleShape(), shape)
+                ? reuse.masks() : new BitMasks(bits, shape);
+        MaskMetrics.Result res = b == null ? null
+                : old != null && old.stats() == stats && old.scores() == scores ? old : new MaskMetrics.Result(stats, scores);
+        return reuse != null && reuse.masks() == masks && reuse.policy() == policy && reuse.scores() == res ? reuse
+                : new Sample(masks, policy, res);
     }
 
     /** log pi and entropy of given masks under {@code logits}: float32 {@code [2, N]} (rows {@link #LOG_PROB}, {@link #ENTROPY}). */
@@ -137,6 +155,12 @@ public final class MaskPolicy {
      */
     public static Tensor gradient(Tensor logits, BitMasks masks, double temperature, boolean normalize, Tensor g,
                                   double h) {
+        return gradient(logits, masks, temperature, normalize, g, h, null);
+    }
+
+    /** {@link #gradient(Tensor, BitMasks, double, boolean, Tensor, double)} into {@code reuse} when it fits. */
+    public static Tensor gradient(Tensor logits, BitMasks masks, double temperature, boolean normalize, Tensor g,
+                                  double h, Tensor reuse) {
         checkLogits(logits);
         float tau = temperature(temperature);
         int dev = KernelCall.device("logits", logits);
@@ -157,7 +181,7 @@ public final class MaskPolicy {
             throw new IllegalArgumentException("h: entropy weight must be finite, got " + h);
         }
         int dtype = TensorCheck.nativeDType(Torch.dtype(logits));
-        Tensor grad = KernelCall.empty(Torch.dtype(logits), dev, TensorCheck.shapeOf(logits));
+        Tensor grad = KernelCall.reuse(reuse, Torch.dtype(logits), dev, TensorCheck.shapeOf(logits));
         if (dev >= 0) {
             Pointer stream = KernelCall.stream(dev, "mask_policy_grad_cuda");
             MaskPolicyKernels.mask_policy_grad_cuda(logits.data_ptr(), dtype, masks.bits().data_ptr(), n, p, tau,

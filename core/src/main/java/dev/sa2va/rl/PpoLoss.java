@@ -158,6 +158,11 @@ public final class PpoLoss {
     }
 
     public static Result compute(Batch batch, Config config) {
+        return compute(batch, config, null);
+    }
+
+    /** {@link #compute(Batch, Config)} into {@code reuse}'s tensors when they fit (e.g. the previous minibatch's). */
+    public static Result compute(Batch batch, Config config, Result reuse) {
         if (batch == null || config == null) {
             throw new IllegalArgumentException("batch and config must not be null");
         }
@@ -207,10 +212,11 @@ public final class PpoLoss {
             throw new IllegalArgumentException("normalizeAdvantages: needs at least 2 advantages for a (Bessel) std");
         }
         long[] shape = TensorCheck.shapeOf(logp);
-        Tensor scalars = KernelCall.empty(ScalarType.Float, dev, 10);
-        Tensor dlogp = KernelCall.empty(ScalarType.Float, dev, shape);
-        Tensor dvalue = hasV ? KernelCall.empty(ScalarType.Float, dev, shape) : null;
-        Tensor dent = batch.entropy() != null ? KernelCall.empty(ScalarType.Float, dev, shape) : null;
+        Tensor scalars = KernelCall.reuse(reuse == null ? null : reuse.scalars(), ScalarType.Float, dev, 10);
+        Tensor dlogp = KernelCall.reuse(reuse == null ? null : reuse.dlogp(), ScalarType.Float, dev, shape);
+        Tensor dvalue = hasV ? KernelCall.reuse(reuse == null ? null : reuse.dvalue(), ScalarType.Float, dev, shape) : null;
+        Tensor dent = batch.entropy() != null
+                ? KernelCall.reuse(reuse == null ? null : reuse.dentropy(), ScalarType.Float, dev, shape) : null;
         Pointer mask = ptr(batch.mask()), v = ptr(batch.values()), vo = ptr(batch.valuesOld()), r = ptr(batch.returns());
         Pointer h = ptr(batch.entropy()), ref = ptr(batch.refLogp());
         float[] params = config.nativeArray();
@@ -222,7 +228,8 @@ public final class PpoLoss {
             RlKernels.ppo_loss_cpu(logp.data_ptr(), batch.logpOld().data_ptr(), adv.data_ptr(), perToken ? 1 : 0, mask,
                     b, l, v, vo, r, h, ref, params, scalars.data_ptr(), dlogp.data_ptr(), ptr(dvalue), ptr(dent));
         }
-        return new Result(scalars, dlogp, dvalue, dent);
+        return reuse != null && reuse.scalars() == scalars && reuse.dlogp() == dlogp && reuse.dvalue() == dvalue
+                && reuse.dentropy() == dent ? reuse : new Result(scalars, dlogp, dvalue, dent);
     }
 
     private static void same(String name, Tensor x, Tensor logp, int dev) {

@@ -212,6 +212,22 @@ class MaskEvaluateTest {
     }
 
     @Test
+    void reusedOutputsAreOverwrittenInPlaceAndOnlyWhenTheyFit() {
+        Torch.seed(14);
+        Tensor z1 = Torch.randn(ScalarType.Float, CPU, 3, 50), z2 = Torch.randn(ScalarType.Float, CPU, 3, 50);
+        Tensor y = binary(0.3, 3, 50);
+        MaskMetrics.Result first = MaskMetrics.evaluate(z1, MaskTargets.of(y), Spec.DEFAULT);
+        double[] fresh = Torch.toDoubles(MaskMetrics.evaluate(z2, MaskTargets.of(y), Spec.DEFAULT).stats());
+        MaskMetrics.Result again = MaskMetrics.evaluate(z2, MaskTargets.of(y), Spec.DEFAULT, first);
+        assertTrue(again == first, "fitting outputs are reused");
+        assertArrayEquals(fresh, Torch.toDoubles(first.stats()));
+        MaskMetrics.Result other = MaskMetrics.evaluate(Torch.randn(ScalarType.Float, CPU, 2, 50),
+                MaskTargets.of(binary(0.3, 2, 50)), Spec.DEFAULT, first);
+        assertTrue(other != first && other.stats().size(1) == 2, "N differs: new outputs");
+        assertArrayEquals(fresh, Torch.toDoubles(first.stats()), "the unfitting reuse is left alone");
+    }
+
+    @Test
     void onePixelSamples() {
         Tensor z = Torch.fromFloats(new float[] {1, -1, 1, -1}, 4, 1);
         Tensor y = Torch.fromBytes(new byte[] {1, 1, 0, 0}, 4, 1);

@@ -170,6 +170,10 @@ class GaeTest {
         }
         assertClose(want, Torch.toFloats(norm.advantages()), 1e-5, "normalised");
         assertTrue(Torch.relError(norm.returns(), raw.returns()) == 0, "returns come from the raw advantages");
+        Gae.Result into = Gae.compute(Gae.Rollout.of(Torch.fromFloats(r, t, n), Torch.fromFloats(v, t, n), zeros, null),
+                Gae.Options.CLEANRL.withNormalize(true, 1e-8), raw);
+        assertTrue(into.advantages() == raw.advantages() && into.returns() == raw.returns(), "outputs reused");
+        assertTrue(Torch.relError(into.advantages(), norm.advantages()) == 0);
     }
 
     @Test

@@ -159,6 +159,36 @@ class MaskPolicyTest {
         assertEquals(p, new BitMasks(Torch.zeros(ScalarType.Byte, CPU, 1, (p + 7) / 8), new long[] {20, 15}).pixels());
     }
 
+    @Test
+    void theReadmeGrpoStepGivesNonZeroAdvantagesAndGradients() {
+        Torch.seed(35);
+        int g = 8;
+        Tensor image = Torch.randn(ScalarType.Float, CPU, 2, 1, 32, 32);
+        Tensor logits = image.expand(new long[] {2, g, 32, 32}).contiguous().reshape(2 * g, 32, 32);
+        Tensor targets = image.gt(Torch.scalar(0.5)).to(ScalarType.Byte).reshape(2, 32, 32);
+        Tensor fov = Torch.full(1, ScalarType.Byte, CPU, 2, 32, 32);
+        long seed = 42, step = 0;
+        // as in README.md
+        MaskTargets truth = MaskTargets.of(BitMasks.pack(targets, "targets")).roi(fov).group(8);
+        MaskPolicy.Sample s = MaskPolicy.sample(logits, 1.0, seed, step, true, truth,
+                MaskMetrics.Spec.DEFAULT.withReward(1, 0.5, 0, 0, 0));
+        Tensor adv = GroupAdvantages.grpo(s.scores().reward(), 8).advantages();
+        Tensor dz = MaskPolicy.gradient(logits, s.masks(), 1.0, true, adv.neg(), -0.01);
+        float[] a = Torch.toFloats(adv);
+        double absSum = 0;
+        for (float x : a) {
+            assertTrue(Float.isFinite(x));
+            absSum += Math.abs(x);
+        }
+        assertTrue(absSum > 1, "sampled masks of one image differ, so the group advantages are not all zero");
+        assertTrue(Torch.toFloats(dz.abs().max())[0] > 0);
+        // a thresholded (deterministic) mask gives every sample of a group the same reward: zero advantage
+        MaskMetrics.Result det = MaskMetrics.evaluate(logits, truth, MaskMetrics.Spec.DEFAULT.withReward(1, 0.5, 0, 0, 0));
+        for (float x : Torch.toFloats(GroupAdvantages.grpo(det.reward(), 8).advantages())) {
+            assertEquals(0f, x);
+        }
+    }
+
     /** F = sum g log pi + h sum H in fp64, the function whose gradient the kernel computes. */
     static double objective(double[] z, byte[] bits, int n, int p, double tau, double[] g, boolean perPixel, double h,
                             boolean normalize) {

@@ -1,7 +1,6 @@
 // CPU implementation of the mask statistics / scores / losses pass (see mask_stats.h). One sample per task;
 // the per-chunk math and the epilogue are the ones the CUDA kernel uses (mask_pass.h).
 #include "mask_stats.h"
-#include <cstring>
 #include <type_traits>
 #include <vector>
 #include "mask_pass.h"

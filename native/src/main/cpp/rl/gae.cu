@@ -1,7 +1,7 @@
 // CUDA implementation of GAE (see gae.h for the recurrence and the two schedules).
 //
 // Block = E environments (threadIdx.x, consecutive envs: coalesced loads of a time-major row) x K chunks of
-// time (threadIdx.y). Chunk k covers steps [k*Lc, (k+1)*Lc). With K = 1 each thread walks its environment
+// time (threadIdx.y), about 256 threads. Chunk k covers steps [k*Lc, (k+1)*Lc). With K = 1 each thread walks its environment
 // back over all T steps (large N: enough threads, every load coalesced). With K > 1:
 //   1. each thread composes the affine maps of its chunk, A_start = D + C * A_end (walking back);
 //   2. an inclusive suffix scan over the K chunks (Hillis-Steele in shared memory, log2 K steps) of
@@ -55,7 +55,7 @@ __device__ __forceinline__ float next_value(const GaeArgs& a, int64_t s, int64_t
   return s + 1 < a.t ? a.v[(s + 1) * a.n + j] : (a.boot ? a.boot[j] : 0.0f);
 }
 
-__global__ void __launch_bounds__(1024) gae_kernel(const GaeArgs a) {
+__global__ void __launch_bounds__(512) gae_kernel(const GaeArgs a) {
   extern __shared__ float smem[];  // [2][K][E]
   const int E = blockDim.x, K = blockDim.y, x = threadIdx.x, k = threadIdx.y;
   const int64_t j = static_cast<int64_t>(blockIdx.x) * E + x;
@@ -66,6 +66,7 @@ __global__ void __launch_bounds__(1024) gae_kernel(const GaeArgs a) {
   if (K > 1) {
     float C = 1.0f, D = 0.0f;
     if (active) {
+#pragma unroll 4
       for (int64_t s = t1 - 1; s >= t0; --s) {
         GaeStep st = step_at(a, s, j, next_value(a, s, j));
         D = st.delta + st.c * D;
@@ -113,39 +114,22 @@ __global__ void __launch_bounds__(1024) gae_kernel(const GaeArgs a) {
   }
   if (!a.normalize) return;
   // Normalisation statistics: per-block sums, combined by the last block.
-  DSums<2> acc{{s1, s2}};
-  const int threads = E * K;
-  // block_sum needs a compile-time size; the block has at most 1024 threads.
-  __shared__ DSums<2> red[32];
-  const int tid = k * E + x;
-  warp_sum(acc);
-  if ((tid & 31) == 0) red[tid >> 5] = acc;
-  __syncthreads();
+  DSums<2> acc = block_sum_any<2>(DSums<2>{{s1, s2}});
+  const int tid = block_tid();
   if (tid == 0) {
-    DSums<2> tot{{0.0, 0.0}};
-    for (int w = 0; w < (threads + 31) / 32; ++w) {
-      tot.v[0] += red[w].v[0];
-      tot.v[1] += red[w].v[1];
-    }
-    a.partials[2 * blockIdx.x] = tot.v[0];
-    a.partials[2 * blockIdx.x + 1] = tot.v[1];
-    __threadfence();
-    const bool last = atomicAdd(a.counter, 1u) == gridDim.x - 1;
-    if (last) {
-      __threadfence();
-      double m1 = 0.0, m2 = 0.0;
-      for (unsigned b = 0; b < gridDim.x; ++b) {
-        m1 += __ldcg(a.partials + 2 * b);
-        m2 += __ldcg(a.partials + 2 * b + 1);
-      }
-      const double cnt = static_cast<double>(a.t) * static_cast<double>(a.n);
-      const double mean = m1 / cnt;
-      double var = (m2 - cnt * mean * mean) / (cnt - 1.0);
-      var = var > 0.0 ? var : 0.0;
-      a.norm_stats[0] = static_cast<float>(mean);
-      a.norm_stats[1] = static_cast<float>(sqrt(var));
-      *a.counter = 0u;
-    }
+    a.partials[2 * blockIdx.x] = acc.v[0];
+    a.partials[2 * blockIdx.x + 1] = acc.v[1];
+  }
+  if (!last_block_arrive(a.counter, gridDim.x)) return;
+  const DSums<2> tot = sum_partials<2>(a.partials, gridDim.x);
+  if (tid == 0) {
+    const double cnt = static_cast<double>(a.t) * static_cast<double>(a.n);
+    const double mean = tot.v[0] / cnt;
+    double var = (tot.v[1] - cnt * mean * mean) / (cnt - 1.0);
+    var = var > 0.0 ? var : 0.0;
+    a.norm_stats[0] = static_cast<float>(mean);
+    a.norm_stats[1] = static_cast<float>(sqrt(var));
+    *a.counter = 0u;
   }
 }
 
@@ -166,7 +150,7 @@ int pick_chunks(int64_t t, int64_t n, int algo, int sms) {
   if (algo == 1) return 1;
   // Chunks of at least 8 steps; in auto mode only as many as it takes to have ~2048 threads per SM.
   int kmax = 1;
-  while (kmax < 1024 && t / (2 * kmax) >= 8) kmax <<= 1;
+  while (kmax < 512 && t / (2 * kmax) >= 8) kmax <<= 1;
   if (algo == 2) return kmax > 1 ? kmax : (t >= 2 ? 2 : 1);
   const int64_t want = static_cast<int64_t>(sms) * 2048;
   int k = 1;
@@ -187,7 +171,9 @@ void gae_cuda(const float* rewards, const float* values, const void* terminated,
                  lambda, eps, adv, norm_stats);
   SA2VA_CHECK_ARG(algo >= 0 && algo <= 2, "gae_cuda: algo must be 0 (auto), 1 (per environment) or 2 (chunked)");
   const int K = pick_chunks(t, n, algo, device_sm_count());
-  int E = static_cast<int>(std::min<int64_t>({static_cast<int64_t>(1024 / K), 256, next_pow2(n)}));
+  // Blocks of ~256 threads, so that even 1M elements spread over most SMs; with K = 1, 256 environments.
+  int E = K == 1 ? std::min(256, std::max(32, next_pow2(n)))
+                 : static_cast<int>(std::min<int64_t>(next_pow2(n), std::max(1, 256 / K)));
   if (E * K < 32) E = 32 / K;  // whole warps: the reductions shuffle with a full mask
   const int64_t blocks = (n + E - 1) / E;
   SA2VA_CHECK_ARG(blocks <= INT_MAX, "gae_cuda: too many environments (", n, ")");

@@ -94,10 +94,9 @@ __global__ void __launch_bounds__(kThreads) ppo_prep_kernel(const PpoArgs a, int
     for (int k = 0; k < kPrepAcc; ++k) dst[k] = acc.v[k];
   }
   if (!last_block_arrive(a.counters + 0, gridDim.x)) return;
+  const DSums<kPrepAcc> tot = sum_partials<kPrepAcc>(a.prep_partials, gridDim.x);
   if (threadIdx.x == 0) {
-    double t[kPrepAcc] = {0.0, 0.0, 0.0, 0.0};
-    for (unsigned bl = 0; bl < gridDim.x; ++bl)
-      for (int k = 0; k < kPrepAcc; ++k) t[k] += load_cg(a.prep_partials + bl * kPrepAcc + k);
+    const double* t = tot.v;
     a.globals[0] = t[0];
     double mean = 0.0, inv = 1.0;
     if (a.norm_adv) {
@@ -219,11 +218,9 @@ __global__ void __launch_bounds__(kThreads) ppo_main_kernel(const PpoArgs a) {
     for (int k = 0; k < kMainAcc; ++k) dst[k] = acc.v[k];
   }
   if (!last_block_arrive(a.counters + 1, gridDim.x)) return;
+  const DSums<kMainAcc> tot = sum_partials<kMainAcc>(a.main_partials, gridDim.x);
   if (threadIdx.x == 0) {
-    double t[kMainAcc];
-    for (int k = 0; k < kMainAcc; ++k) t[k] = 0.0;
-    for (unsigned bl = 0; bl < gridDim.x; ++bl)
-      for (int k = 0; k < kMainAcc; ++k) t[k] += load_cg(a.main_partials + bl * kMainAcc + k);
+    const double* t = tot.v;
     const double tk = fmax(tokens, 1.0);
     a.scalars[PS_PG] = static_cast<float>(t[0]);
     a.scalars[PS_VALUE] = static_cast<float>(t[1]);

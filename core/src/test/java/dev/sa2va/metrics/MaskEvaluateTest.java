@@ -21,7 +21,7 @@ class MaskEvaluateTest {
 
     /** Per-sample {stats[10], scores[6]} in double, straight from the definitions. */
     static double[][][] reference(float[] pred, Input kind, double thr, byte[] tgt, byte[] roi, int n, int p, int g,
-                                  Spec spec, double[] w, double alpha, double beta, boolean nan, boolean soft) {
+                                  double[] w, double alpha, double beta, boolean nan, boolean soft) {
         double[][][] out = new double[n][][];
         for (int i = 0; i < n; i++) {
             int row = i / g;
@@ -150,8 +150,8 @@ class MaskEvaluateTest {
                                 }
                                 t = t.group(g);
                                 String ctx = kind + " " + st + " p=" + p + " g=" + g + " packed=" + packed + " roi=" + useRoi;
-                                double[][][] ref = reference(pv, kind, thr, tb, useRoi ? rb : null, n, p, g, spec, w,
-                                        0.3, 0.7, false, false);
+                                double[][][] ref = reference(pv, kind, thr, tb, useRoi ? rb : null, n, p, g, w, 0.3,
+                                        0.7, false, false);
                                 check(MaskMetrics.evaluate(pred, t, spec), ref, ctx);
                                 if (kind == Input.BINARY && !useRoi) {
                                     check(MaskMetrics.evaluate(BitMasks.pack(pred, "pred"), t, spec), ref, ctx + " packed pred");
@@ -171,7 +171,7 @@ class MaskEvaluateTest {
         Tensor z = Torch.randn(ScalarType.Float, CPU, n, p).mul(Torch.scalar(3.0));
         Tensor y = binary(0.2, n, p);
         Spec spec = Spec.DEFAULT.withSoft(true).withReward(0, 1, 0, 0, 0).withTversky(0.2, 0.8);
-        double[][][] ref = reference(Torch.toFloats(z), Input.LOGITS, 0, Torch.toBytes(y), null, n, p, 1, spec,
+        double[][][] ref = reference(Torch.toFloats(z), Input.LOGITS, 0, Torch.toBytes(y), null, n, p, 1,
                 new double[] {0, 1, 0, 0, 0}, 0.2, 0.8, false, true);
         check(MaskMetrics.evaluate(z, MaskTargets.of(y), spec), ref, "soft");
     }

@@ -88,6 +88,30 @@ def main():
             sp = f"{tb / k[0]:.1f}x" if k and tb else "—"
             print(f"| {size} | {cfg} | {bpt} | {fmt(k)} | {gbs(nb, k and k[0])} | {fmt(cp)} | {ratio} | "
                   f"{'—' if tb is None else f'{tb:.0f}'} | {sp} |")
+    maskstats_table(jmh)
+
+
+def maskstats_table(jmh, before_path="benchmarks/results/2026-11-25-h100-maskstats.json"):
+    """MaskStatsBench.Cuda (confusion()) now vs the first H100 run (commit c0ff293: memset + two launches, ~31 us of
+    host time per call)."""
+    try:
+        before = load_jmh(before_path)
+    except OSError:
+        before = {}
+    print()
+    print("### `MaskMetrics.confusion` (`MaskStatsBench.Cuda`), now vs the first H100 run")
+    print()
+    print("| logits | N x P | now µs/call | copy µs | now / copy | first run µs/call |")
+    print("|---|---|---|---|---|---|")
+    for dt in ("bf16", "f32"):
+        for size in ("4x262144", "8x1048576", "32x1048576"):
+            n, p = map(int, size.split("x"))
+            nb = n * p * ((2 if dt == "bf16" else 4) + 1)
+            now = get(jmh, "Cuda", "maskStats", size=size, dtype=dt)
+            cp = get(jmh, "Cuda", "copyBaseline", size=size, dtype=dt)
+            old = get(before, "Cuda", "maskStats", size=size, dtype=dt)
+            ratio = f"{100 * (nb / now[0]) / (2 * nb / cp[0]):.0f}%" if now and cp else "—"
+            print(f"| {dt} | {size} | {fmt(now)} | {fmt(cp)} | {ratio} | {fmt(old)} |")
 
 
 if __name__ == "__main__":

@@ -56,12 +56,26 @@ public record Sa2vaArchitecture(String name, Sa2vaConfig mllm, Sam2Config sam2, 
                 Sam2Config.hieraLarge(), QWEN_SA2VA_VOCAB);
     }
 
-    /** "sa2va-1b" or "sa2va-4b" (also "1b", "4b"). */
+    /**
+     * A toy model that runs anywhere in a fraction of a second (InternViT 2×64 on 84-px tiles, Qwen2 3×64, a 128-px
+     * Hiera with SAM2's real prompt width 256), for demonstrations and tests of the plumbing with random weights.
+     */
+    public static Sa2vaArchitecture tiny() {
+        Sa2vaConfig.Vision v = new Sa2vaConfig.Vision(64, 2, 4, 128, 84, 14, 1e-6, true);
+        Sa2vaConfig.Llm llm = new Sa2vaConfig.Llm(64, 3, 4, 2, 160, 1e-6, 1e4, true, (int) QWEN_SA2VA_VOCAB, 4096);
+        Sam2Config sam = new Sam2Config(128, new int[] {8, 16, 32, 64}, new int[] {1, 2, 4, 8}, new int[] {1, 2, 3, 2},
+                new int[] {8, 4, 6, 2}, new int[] {5}, new int[] {4, 4}, 256, 4, 64, 32);
+        return new Sa2vaArchitecture("tiny", new Sa2vaConfig(v, llm, "qwen_chat", 0.5, "v2", -1), sam, QWEN_SA2VA_VOCAB);
+    }
+
+    /** "sa2va-1b", "sa2va-4b" (also "1b", "4b") or "tiny". */
     public static Sa2vaArchitecture byName(String name) {
         switch (name.toLowerCase(Locale.ROOT)) {
             case "sa2va-1b": case "1b": return sa2va1b();
             case "sa2va-4b": case "4b": return sa2va4b();
-            default: throw new IllegalArgumentException("unknown Sa2VA architecture '" + name + "' (sa2va-1b, sa2va-4b)");
+            case "tiny": return tiny();
+            default: throw new IllegalArgumentException("unknown Sa2VA architecture '" + name
+                    + "' (sa2va-1b, sa2va-4b, tiny)");
         }
     }
 

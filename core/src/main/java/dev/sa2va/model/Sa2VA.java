@@ -521,8 +521,9 @@ public final class Sa2VA implements AutoCloseable {
                     Tensor logits = scope.keep(out.upsampled(i, image.height(), image.width())
                             .reshape(image.height(), image.width()));
                     Tensor low = scope.keep(out.bestMask().select(0, i).select(0, 0).contiguous());
-                    masks.add(new SegMask(logits, low, iou[i * k + (int) best[i]], obj[i], (int) best[i],
-                            gen.threshold()));
+                    Tensor emb = scope.keep(promptEmb.select(0, i).clone());
+                    masks.add(new SegMask(logits, low, emb, java.util.Arrays.copyOfRange(iou, i * k, i * k + k), obj[i],
+                            (int) best[i], gen.threshold()));
                 }
             }
             return new Segmentation(a.text, a.tokens, a.stopReason, promptIds.length, image.tiles(), masks);

@@ -12,15 +12,18 @@ import org.bytedeco.pytorch.Tensor;
 public final class SegMask {
     private final Tensor logits;
     private final Tensor lowResLogits;
-    private final double iouScore;
+    private final Tensor promptEmbedding;
+    private final double[] iouScores;
     private final double objectScore;
     private final int selected;
     private final double threshold;
 
-    SegMask(Tensor logits, Tensor lowResLogits, double iouScore, double objectScore, int selected, double threshold) {
+    SegMask(Tensor logits, Tensor lowResLogits, Tensor promptEmbedding, double[] iouScores, double objectScore,
+            int selected, double threshold) {
         this.logits = logits;
         this.lowResLogits = lowResLogits;
-        this.iouScore = iouScore;
+        this.promptEmbedding = promptEmbedding;
+        this.iouScores = iouScores.clone();
         this.objectScore = objectScore;
         this.selected = selected;
         this.threshold = threshold;
@@ -53,7 +56,17 @@ public final class SegMask {
 
     /** SAM2's predicted IoU of the selected mask (sigmoid output, the highest of the three). */
     public double iouScore() {
-        return iouScore;
+        return iouScores[selected];
+    }
+
+    /** SAM2's predicted IoU of each of its outputs (3 in multimask mode). */
+    public double[] iouScores() {
+        return iouScores.clone();
+    }
+
+    /** The [SEG] token's SAM2 prompt embedding ({@code text_hidden_fcs} output, 256), model dtype and device. */
+    public Tensor promptEmbedding() {
+        return promptEmbedding;
     }
 
     /** SAM2's object-score logit (reported only: Sa2VA never suppresses a mask with it). */
@@ -73,5 +86,6 @@ public final class SegMask {
     void close() {
         logits.close();
         lowResLogits.close();
+        promptEmbedding.close();
     }
 }

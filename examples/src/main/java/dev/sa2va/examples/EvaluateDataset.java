@@ -50,6 +50,30 @@ import org.bytedeco.pytorch.Device;
  * weight test checkpoints only). Prints peak CUDA memory, allocator out-of-memory events and preprocessing time.
  */
 public final class EvaluateDataset {
+    /**
+     * Adds what the harness does not know to summary.json: the CUDA allocator's state at the end (reserved bytes,
+     * out-of-memory events, the cap) and the segmenter's own statistics.
+     */
+    static void addRunInfo(Path summary, Segmenter seg, boolean cuda, double capGb) throws java.io.IOException {
+        if (!Files.isRegularFile(summary)) {
+            return;
+        }
+        com.google.gson.JsonObject o = com.google.gson.JsonParser.parseString(Files.readString(summary)).getAsJsonObject();
+        com.google.gson.JsonObject run = new com.google.gson.JsonObject();
+        if (cuda) {
+            run.addProperty("cuda_memory_cap_gib", capGb > 0 ? capGb : null);
+            run.addProperty("cuda_total_bytes", CudaMemory.totalBytes(0));
+            run.addProperty("cuda_reserved_bytes_at_end", CudaMemory.reservedBytes(0));
+            run.addProperty("cuda_allocator_out_of_memory_events", CudaMemory.outOfMemoryCount(0));
+        }
+        if (seg instanceof Sa2vaSegmenter s) {
+            run.addProperty("sa2va", s.stats());
+        }
+        o.add("run", run);
+        Files.writeString(summary, new com.google.gson.GsonBuilder().setPrettyPrinting().serializeNulls()
+                .disableHtmlEscaping().create().toJson(o) + "\n");
+    }
+
     /** The Sa2VA segmenter of the command line (it owns the model). */
     static Segmenter sa2va(Args a, String dev) throws java.io.IOException {
         String spec = a.get("model", null);
@@ -143,6 +167,7 @@ public final class EvaluateDataset {
             if (seg instanceof Sa2vaSegmenter s) {
                 System.out.println("sa2va: " + s.stats());
             }
+            addRunInfo(out.resolve("summary.json"), seg, device.is_cuda(), a.number("cuda-memory-cap-gb", 0));
             System.out.println("files: " + out.resolve("per_sample.csv") + ", " + out.resolve("summary.json")
                     + (eo.maxOverlays() != 0 ? ", " + out.resolve("overlays") + "/" : ""));
             if (r.evaluated() == 0) {

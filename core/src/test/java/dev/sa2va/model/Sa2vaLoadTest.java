@@ -83,6 +83,13 @@ class Sa2vaLoadTest {
     }
 
     @Test
+    void sam2PromptWidthMustMatchTextHiddenFcs() throws Exception {
+        Path dir = TinySa2va.write(tmp.resolve("m"), 1, dev.sa2va.sam2.Sam2Config.tinyRandom(), k -> true, Map.of());
+        IOException e = assertThrows(IOException.class, () -> Sa2VA.load(dir, cpu()));
+        assertTrue(e.getMessage().contains("256") && e.getMessage().contains("32"), e.getMessage());
+    }
+
+    @Test
     void missingFolderOrConfig() throws Exception {
         assertThrows(IOException.class, () -> Sa2VA.load(tmp.resolve("nope"), cpu()));
         Path dir = TinySa2va.write(tmp.resolve("m"), 1);

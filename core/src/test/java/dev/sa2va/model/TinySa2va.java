@@ -82,6 +82,12 @@ final class TinySa2va {
      * added to the SAM2 shard (for error tests).
      */
     static Path write(Path dir, long seed, Predicate<String> keepSam2, Map<String, Tensor> extra) throws IOException {
+        return write(dir, seed, SAM2, keepSam2, extra);
+    }
+
+    /** With another SAM2 configuration. */
+    static Path write(Path dir, long seed, Sam2Config sam2, Predicate<String> keepSam2, Map<String, Tensor> extra)
+            throws IOException {
         Files.createDirectories(dir);
         Path src = mllmFixture();
         try (var files = Files.list(src)) {
@@ -94,13 +100,13 @@ final class TinySa2va {
         }
         Gson gson = new GsonBuilder().setPrettyPrinting().create();
         JsonObject cfg = JsonParser.parseString(Files.readString(src.resolve("config.json"))).getAsJsonObject();
-        cfg.add(Sa2vaArchitecture.SAM2_CONFIG_KEY, sam2Json(SAM2));
+        cfg.add(Sa2vaArchitecture.SAM2_CONFIG_KEY, sam2Json(sam2));
         Files.writeString(dir.resolve("config.json"), gson.toJson(cfg));
 
         JsonObject index = JsonParser.parseString(Files.readString(src.resolve("model.safetensors.index.json")))
                 .getAsJsonObject();
         JsonObject map = index.getAsJsonObject("weight_map");
-        try (PointerScope s = new PointerScope(); Sam2Weights w = Sam2Weights.random(SAM2, seed, ScalarType.Float,
+        try (PointerScope s = new PointerScope(); Sam2Weights w = Sam2Weights.random(sam2, seed, ScalarType.Float,
                 Devices.cpu())) {
             Map<String, Tensor> out = new LinkedHashMap<>();
             for (var e : w.all().entrySet()) {

@@ -88,7 +88,7 @@ step "3 HF transformers side + comparison (e2e_reference.py check)" 90 \
   python3 $HERE/e2e_reference.py check --model "$WORK/sa2va-1b" --java "$WORK/xcheck" --out "$OUT/e2e-crosscheck.json"
 
 # memory runs: the documented evaluation command, with random weights built on the GPU (no files)
-for m in "1b 75" "4b 95"; do
+for m in "1b 75" "4b 110"; do
   set -- $m
   step "$(( ${1%b} == 1 ? 4 : 5 )) memory run: $IMAGES images 1024x1024, random Sa2VA-${1^^} dims, 24 GB cap" "$2" \
     bash .gpu/host.sh java -Xmx12g dev.sa2va.examples.EvaluateDataset --synthetic "$IMAGES" --size 1024 --seed 7 \

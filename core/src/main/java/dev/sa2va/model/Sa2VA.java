@@ -14,7 +14,6 @@ import dev.sa2va.mllm.Probe;
 import dev.sa2va.mllm.Sa2vaConfig;
 import dev.sa2va.mllm.Sa2vaMllm;
 import dev.sa2va.mllm.Scope;
-import dev.sa2va.mllm.SegTokens;
 import dev.sa2va.sam2.ImageFeatures;
 import dev.sa2va.sam2.Sam2Config;
 import dev.sa2va.sam2.Sam2Model;

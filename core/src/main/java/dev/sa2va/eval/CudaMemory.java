@@ -41,6 +41,17 @@ public final class CudaMemory {
         return s.reserved_bytes().peak();
     }
 
+    /**
+     * Bytes the caching allocator holds on {@code device} now ({@code memory_reserved}); the cache only grows unless
+     * freed, so after a run this is close to its high-water mark. -1 without CUDA.
+     */
+    public static long reservedBytes(int device) {
+        if (!Devices.torchCudaAvailable()) {
+            return -1;
+        }
+        return allocator(device).getDeviceStats((byte) device).reserved_bytes().current();
+    }
+
     /** Number of allocations that failed with out-of-memory since start ({@code num_ooms}); -1 without CUDA. */
     public static long outOfMemoryCount(int device) {
         if (!Devices.torchCudaAvailable()) {

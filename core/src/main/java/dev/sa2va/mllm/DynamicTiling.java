@@ -30,6 +30,9 @@ public final class DynamicTiling {
         {1, 10}, {11, 1}, {1, 11}, {12, 1}, {3, 4}, {4, 3}, {1, 12}, {6, 2}, {2, 6},
     };
 
+    /** Sa2VA's tile limit ({@code max_num} in {@code predict_forward}). */
+    public static final int MAX_TILES = 12;
+
     /** The chosen grid and the normalised tiles {@code [tiles, 3, S, S]} (float32, CPU). */
     public record Tiles(int columns, int rows, Tensor pixelValues) {
         public int count() {
@@ -38,17 +41,35 @@ public final class DynamicTiling {
     }
 
     private final int tileSize;
+    private final int maxTiles;
 
-    /** Tiles of {@code tileSize} pixels (the vision config's image size, 448 for Sa2VA). */
+    /** Tiles of {@code tileSize} pixels (the vision config's image size, 448 for Sa2VA), at most 12 + thumbnail. */
     public DynamicTiling(int tileSize) {
+        this(tileSize, MAX_TILES);
+    }
+
+    /**
+     * At most {@code maxTiles} grid tiles (1..12): fewer image tokens, for memory-constrained runs. Sa2VA itself always
+     * uses 12; a smaller limit keeps the candidate order of the 12-tile list (within one area the order of Python's
+     * set of the smaller range could differ, which only matters for exact aspect-ratio ties).
+     */
+    public DynamicTiling(int tileSize, int maxTiles) {
         if (tileSize <= 0) {
             throw new IllegalArgumentException("tileSize must be > 0, got " + tileSize);
         }
+        if (maxTiles < 1 || maxTiles > MAX_TILES) {
+            throw new IllegalArgumentException("maxTiles must be in [1, " + MAX_TILES + "], got " + maxTiles);
+        }
         this.tileSize = tileSize;
+        this.maxTiles = maxTiles;
     }
 
     public int tileSize() {
         return tileSize;
+    }
+
+    public int maxTiles() {
+        return maxTiles;
     }
 
     /**
@@ -65,6 +86,9 @@ public final class DynamicTiling {
         double bestDiff = Double.POSITIVE_INFINITY;
         int[] best = {1, 1};
         for (int[] c : CANDIDATES) {
+            if (c[0] * c[1] > maxTiles) {
+                continue;
+            }
             double diff = Math.abs(aspect - (double) c[0] / c[1]);
             if (diff < bestDiff) {
                 bestDiff = diff;

@@ -16,11 +16,11 @@ import org.bytedeco.javacpp.PointerScope;
  * }
  * }</pre>
  */
-final class Scope implements AutoCloseable {
+public final class Scope implements AutoCloseable {
     private final PointerScope outer;
     private final PointerScope inner;
 
-    Scope() {
+    public Scope() {
         outer = PointerScope.getInnerScope();
         inner = new PointerScope();
     }
@@ -29,7 +29,7 @@ final class Scope implements AutoCloseable {
      * Lets {@code p} outlive this scope: it joins the enclosing scope, or, without one, stays until the caller
      * closes it (or the garbage collector collects it).
      */
-    <P extends Pointer> P keep(P p) {
+    public <P extends Pointer> P keep(P p) {
         if (outer != null) {
             outer.attach(p);
         } else {
@@ -47,7 +47,7 @@ final class Scope implements AutoCloseable {
      * Makes a long-lived object (a weight) independent of whatever scope is open while it is created; release it
      * with {@link Pointer#close()} (which drops this extra reference) when its owner is closed.
      */
-    static <P extends Pointer> P pin(P p) {
+    public static <P extends Pointer> P pin(P p) {
         return p.retainReference();
     }
 }

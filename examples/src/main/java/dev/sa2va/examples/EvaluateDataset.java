@@ -13,6 +13,9 @@ import dev.sa2va.eval.EvaluationReport;
 import dev.sa2va.eval.Evaluator;
 import dev.sa2va.eval.FrangiVesselness;
 import dev.sa2va.eval.Segmenter;
+import dev.sa2va.model.Generation;
+import dev.sa2va.model.Sa2VA;
+import dev.sa2va.model.Sa2vaSegmenter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
@@ -38,20 +41,71 @@ import org.bytedeco.pytorch.Device;
  * {@code --synthetic N --size WxH --seed S} evaluates N generated images without writing them;
  * {@code --prefetch T} loads ahead on T threads (default min(4, cores − 1), 0 = off);
  * {@code --cuda-memory-cap-gb G} caps torch's CUDA caching allocator (e.g. 24 to stand for a 24 GB card).
+ *
+ * <p>Sa2VA: {@code --segmenter sa2va --model DIR} (or {@code --model random:sa2va-1b|random:sa2va-4b|random:tiny} for
+ * random weights at those dimensions, built on the device), with {@code --prompt "<image>\n Please segment {} in this
+ * image."} (Sa2VA's evaluation prompt; {} = the sample's text), {@code --force-answer "Sure, [SEG]."} (teacher-forced
+ * answer, needed with random weights), {@code --max-new-tokens N}, {@code --max-tiles N} (12; out-of-memory retries
+ * use 6, then 1), {@code --dtype bf16|fp32}, {@code --byte-tokenizer} (a model folder without tokenizer.json: random-
+ * weight test checkpoints only). Prints peak CUDA memory, allocator out-of-memory events and preprocessing time.
  */
 public final class EvaluateDataset {
+    /**
+     * Adds what the harness does not know to summary.json: the CUDA allocator's state at the end (reserved bytes,
+     * out-of-memory events, the cap) and the segmenter's own statistics.
+     */
+    static void addRunInfo(Path summary, Segmenter seg, boolean cuda, double capGb) throws java.io.IOException {
+        if (!Files.isRegularFile(summary)) {
+            return;
+        }
+        com.google.gson.JsonObject o = com.google.gson.JsonParser.parseString(Files.readString(summary)).getAsJsonObject();
+        com.google.gson.JsonObject run = new com.google.gson.JsonObject();
+        if (cuda) {
+            run.addProperty("cuda_memory_cap_gib", capGb > 0 ? capGb : null);
+            run.addProperty("cuda_total_bytes", CudaMemory.totalBytes(0));
+            run.addProperty("cuda_reserved_bytes_at_end", CudaMemory.reservedBytes(0));
+            run.addProperty("cuda_allocator_out_of_memory_events", CudaMemory.outOfMemoryCount(0));
+        }
+        if (seg instanceof Sa2vaSegmenter s) {
+            run.addProperty("sa2va", s.stats());
+        }
+        o.add("run", run);
+        Files.writeString(summary, new com.google.gson.GsonBuilder().setPrettyPrinting().serializeNulls()
+                .disableHtmlEscaping().create().toJson(o) + "\n");
+    }
+
+    /** The Sa2VA segmenter of the command line (it owns the model). */
+    static Segmenter sa2va(Args a, String dev) throws java.io.IOException {
+        String spec = a.get("model", null);
+        if (spec == null) {
+            throw new IllegalArgumentException("--segmenter sa2va needs --model DIR (or random:sa2va-1b, random:sa2va-4b, "
+                    + "random:tiny)");
+        }
+        Sa2VA.Options o = SegmentImage.options(a).withDevice(dev.equals("cuda") ? "cuda:0" : dev);
+        long t0 = System.nanoTime();
+        Sa2VA model = ModelSpec.open(spec, o, a.flag("byte-tokenizer"));
+        System.err.printf(Locale.ROOT, "model %s ready in %.1f s%n", model.describe(), (System.nanoTime() - t0) / 1e9);
+        String forced = a.get("force-answer", null);
+        Generation g = (forced != null ? Generation.forced(forced) : Generation.defaults())
+                .withMaxNewTokens(a.integer("max-new-tokens", Generation.SA2VA_MAX_NEW_TOKENS));
+        return new Sa2vaSegmenter(model, true, g, a.get("prompt", null), null);
+    }
+
     public static void main(String[] argv) throws Exception {
         Args a;
         try {
-            a = new Args(argv, Set.of("estimate-fov", "whole-image", "calibrate"), Set.of("layout", "split",
-                    "annotator", "text", "threshold", "out", "overlays", "recall-weight", "device", "segmenter",
-                    "synthetic", "size", "seed", "prefetch", "cuda-memory-cap-gb"));
+            a = new Args(argv, Set.of("estimate-fov", "whole-image", "calibrate", "byte-tokenizer"), Set.of("layout",
+                    "split", "annotator", "text", "threshold", "out", "overlays", "recall-weight", "device", "segmenter",
+                    "synthetic", "size", "seed", "prefetch", "cuda-memory-cap-gb", "model", "prompt", "force-answer",
+                    "max-new-tokens", "max-tiles", "dtype"));
         } catch (IllegalArgumentException e) {
             System.err.println(e.getMessage());
             System.err.println("usage: EvaluateDataset [DATASET] [--layout L] [--split S] [--annotator 1|2] "
                     + "[--text T] [--estimate-fov] [--whole-image] [--threshold T] [--out DIR] [--overlays N] "
-                    + "[--calibrate] [--recall-weight W] [--device cpu|cuda] [--segmenter frangi] "
-                    + "[--synthetic N --size WxH --seed S] [--prefetch THREADS] [--cuda-memory-cap-gb G]");
+                    + "[--calibrate] [--recall-weight W] [--device cpu|cuda] [--segmenter frangi|sa2va] "
+                    + "[--synthetic N --size WxH --seed S] [--prefetch THREADS] [--cuda-memory-cap-gb G] "
+                    + "[--model DIR|random:NAME] [--prompt P] [--force-answer A] [--max-new-tokens N] [--max-tiles N] "
+                    + "[--dtype bf16|fp32] [--byte-tokenizer]");
             System.exit(2);
             return;
         }
@@ -90,8 +144,8 @@ public final class EvaluateDataset {
             source = new Prefetching(source, prefetch, 2 * prefetch);
         }
         String name = a.get("segmenter", "frangi");
-        if (!name.equals("frangi")) {
-            throw new IllegalArgumentException("unknown segmenter '" + name + "'; available: frangi "
+        if (!name.equals("frangi") && !name.equals("sa2va")) {
+            throw new IllegalArgumentException("unknown segmenter '" + name + "'; available: frangi, sa2va "
                     + "(other models plug in through dev.sa2va.eval.Segmenter)");
         }
         Evaluator.Options eo = Evaluator.Options.defaults().withOutputDir(out)
@@ -99,11 +153,21 @@ public final class EvaluateDataset {
                 .withMaxOverlays(a.integer("overlays", -1))
                 .withCalibration(a.flag("calibrate"), a.number("recall-weight", 0.5));
         System.err.println("evaluating " + source.name() + " (" + source.size() + " samples) -> " + out);
-        try (Segmenter seg = new FrangiVesselness(FrangiVesselness.Options.defaults().withDevice(device))) {
+        try (Segmenter seg = name.equals("sa2va") ? sa2va(a, dev)
+                : new FrangiVesselness(FrangiVesselness.Options.defaults().withDevice(device))) {
             EvaluationReport r = new Evaluator(eo).run(source, seg);
             System.out.printf(Locale.ROOT, "%.2f samples/s%s%n", r.results().size() / r.seconds(),
                     r.peakCudaBytes() >= 0 ? String.format(Locale.ROOT, ", peak CUDA memory allocated %.2f GiB",
                             r.peakCudaBytes() / (double) (1L << 30)) : "");
+            if (device.is_cuda()) {
+                System.out.printf(Locale.ROOT, "CUDA caching allocator: %.2f GiB reserved at the end, %d out-of-memory "
+                        + "events, %d retries at a lower memory level%n", CudaMemory.reservedBytes(0) / (double) (1L << 30),
+                        CudaMemory.outOfMemoryCount(0), r.outOfMemoryRetries());
+            }
+            if (seg instanceof Sa2vaSegmenter s) {
+                System.out.println("sa2va: " + s.stats());
+            }
+            addRunInfo(out.resolve("summary.json"), seg, device.is_cuda(), a.number("cuda-memory-cap-gb", 0));
             System.out.println("files: " + out.resolve("per_sample.csv") + ", " + out.resolve("summary.json")
                     + (eo.maxOverlays() != 0 ? ", " + out.resolve("overlays") + "/" : ""));
             if (r.evaluated() == 0) {

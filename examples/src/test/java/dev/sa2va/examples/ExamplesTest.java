@@ -43,6 +43,35 @@ class ExamplesTest {
         }
     }
 
+    /** The documented Sa2VA commands, with the random tiny model (no weights needed): segment one image, evaluate. */
+    @Test
+    void segmentOneImageAndEvaluateWithSa2va() throws Exception {
+        Path data = dir.resolve("synthetic");
+        GenerateSynthetic.main(new String[] {data.toString(), "--count", "2", "--size", "96x80", "--seed", "4"});
+        Path mask = dir.resolve("out/vessels.png");
+        assertEquals(0, SegmentImage.run(new String[] {"--model", "random:tiny", "--device", "cpu",
+            data.resolve("test/images/01_test.tif").toString(), "Please segment the blood vessels.",
+            "--force-answer", "Sure, [SEG].", "--out", mask.toString()}));
+        java.awt.image.BufferedImage m = dev.sa2va.io.Images.read(mask);
+        assertEquals(96, m.getWidth());
+        assertEquals(80, m.getHeight());
+        assertTrue(Files.isRegularFile(dir.resolve("out/vessels_prob.png")));
+        // random weights almost never generate [SEG]: without a forced answer there is no mask, and the exit status says so
+        assertEquals(1, SegmentImage.run(new String[] {"--model", "random:tiny", "--device", "cpu",
+            data.resolve("test/images/02_test.tif").toString(), "vessels", "--max-new-tokens", "3", "--out",
+            dir.resolve("out/none.png").toString()}));
+        assertEquals(2, SegmentImage.run(new String[] {"only-an-image.png"}));
+
+        Path out = dir.resolve("eval-sa2va");
+        EvaluateDataset.main(new String[] {data.toString(), "--out", out.toString(), "--segmenter", "sa2va",
+            "--model", "random:tiny", "--force-answer", "Sure, [SEG].", "--device", "cpu", "--overlays", "0",
+            "--prefetch", "0"});
+        JsonObject s = JsonParser.parseString(Files.readString(out.resolve("summary.json"))).getAsJsonObject();
+        assertEquals(2, s.get("evaluated").getAsInt());
+        assertEquals(0, s.get("failed").getAsInt());
+        assertTrue(s.get("segmenter").getAsString().startsWith("Sa2VA tiny"), s.get("segmenter").getAsString());
+    }
+
     @Test
     void argumentErrorsAreClear() {
         Args a = new Args(new String[] {"x", "--n", "3", "--f"}, Set.of("f"), Set.of("n"));

@@ -54,9 +54,9 @@ template <typename T> __device__ __forceinline__ T zero_of() { return from_f<T>(
 // Elements per 16-byte vector.
 template <typename T> constexpr int vec_of() { return 16 / static_cast<int>(sizeof(T)); }
 template <typename T> constexpr bool is_16bit() { return sizeof(T) == 2; }
-// Shared-memory row padding: 16 bytes for WMMA tiles (keeps ldm a multiple of 8 and fragments 32-byte aligned),
-// one float for the FMA tiles (breaks bank conflicts of column walks).
-template <typename T> constexpr int pad_of() { return is_16bit<T>() ? 8 : 1; }
+// Shared-memory row padding: 16 bytes, so rows stay 16-byte aligned for vector stores (and, for WMMA tiles, ldm stays
+// a multiple of 8 elements with fragments 32-byte aligned).
+template <typename T> constexpr int pad_of() { return vec_of<T>(); }
 
 // 16 bytes as VEC elements; the union keeps the register array aligned for the vector access.
 template <typename T>
@@ -111,8 +111,16 @@ __device__ __forceinline__ uint32_t keep_bits(uint64_t seed, uint64_t offset, ui
 
 // ------------------------------------------------------------------------------------------------------------
 // Tile products acc[BM x N] += P[BM x KC] · Q[KC x N] over shared memory, in two flavours with one interface.
+// Operands are staged in whichever orientation their global layout gives for free (a transposing copy into shared
+// memory would make 4-8 threads of a warp hit one bank: WMMA wants leading dimensions that are multiples of 8
+// elements, so rows 8 apart share banks), and the tile reads them through the matching fragment layout:
+//   P_COLS = false: Ps[i * ldp + k]  (row-major)     P_COLS = true: Ps[k * ldp + i]  (column-major)
+//   Q_T    = false: Qs[k * ldq + j]  (row-major)     Q_T    = true: Qs[j * ldq + k]  (column-major)
 
-// WMMA: warps tile the block's output; each warp holds NF 16x16 fp32 accumulators of one 16-row strip.
+template <bool COLS> struct LayoutOf { using type = wmma::row_major; };
+template <> struct LayoutOf<true> { using type = wmma::col_major; };
+
+// WMMA: warps tile the block's output; each warp holds NF_M x NF_N 16x16 fp32 accumulators.
 template <typename T, int WARP_ROWS, int WARP_COLS, int NF_M, int NF_N>
 struct WmmaTile {
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> c[NF_M][NF_N];
@@ -128,18 +136,22 @@ struct WmmaTile {
 #pragma unroll
       for (int j = 0; j < NF_N; ++j) wmma::fill_fragment(c[i][j], 0.0f);
   }
-  template <int KC>
+  template <int KC, bool P_COLS, bool Q_T>
   __device__ void mma(const T* Ps, int ldp, const T* Qs, int ldq) {
     if (!active) return;
 #pragma unroll
     for (int kk = 0; kk < KC; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a[NF_M];
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, typename LayoutOf<P_COLS>::type> a[NF_M];
 #pragma unroll
-      for (int i = 0; i < NF_M; ++i) wmma::load_matrix_sync(a[i], Ps + (row0 + 16 * i) * ldp + kk, ldp);
+      for (int i = 0; i < NF_M; ++i) {
+        const int r = row0 + 16 * i;
+        wmma::load_matrix_sync(a[i], P_COLS ? Ps + kk * ldp + r : Ps + r * ldp + kk, ldp);
+      }
 #pragma unroll
       for (int j = 0; j < NF_N; ++j) {
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> b;
-        wmma::load_matrix_sync(b, Qs + kk * ldq + col0 + 16 * j, ldq);
+        const int col = col0 + 16 * j;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, typename LayoutOf<Q_T>::type> b;
+        wmma::load_matrix_sync(b, Q_T ? Qs + col * ldq + kk : Qs + kk * ldq + col, ldq);
 #pragma unroll
         for (int i = 0; i < NF_M; ++i) wmma::mma_sync(c[i][j], a[i], b, c[i][j]);
       }
@@ -169,15 +181,21 @@ struct FmaTile {
 #pragma unroll
       for (int j = 0; j < NC; ++j) c[i][j] = 0.0f;
   }
-  template <int KC>
+  template <int KC, bool P_COLS, bool Q_T>
   __device__ void mma(const float* Ps, int ldp, const float* Qs, int ldq) {
 #pragma unroll 4
     for (int k = 0; k < KC; ++k) {
       float a[MR], b[NC];
 #pragma unroll
-      for (int i = 0; i < MR; ++i) a[i] = Ps[(tr * MR + i) * ldp + k];
+      for (int i = 0; i < MR; ++i) {
+        const int r = tr * MR + i;
+        a[i] = P_COLS ? Ps[k * ldp + r] : Ps[r * ldp + k];
+      }
 #pragma unroll
-      for (int j = 0; j < NC; ++j) b[j] = Qs[k * ldq + tc + TC * j];
+      for (int j = 0; j < NC; ++j) {
+        const int col = tc + TC * j;
+        b[j] = Q_T ? Qs[col * ldq + k] : Qs[k * ldq + col];
+      }
 #pragma unroll
       for (int i = 0; i < MR; ++i)
 #pragma unroll
@@ -191,6 +209,19 @@ struct FmaTile {
       for (int j = 0; j < NC; ++j) dst[(tr * MR + i) * ld + tc + TC * j] = c[i][j];
   }
 };
+
+// One 16-byte vector of a staged operand, read from global memory: `count` valid elements starting at `src`
+// (zeros after them). Whole vectors go through one aligned 16-byte load.
+template <typename T>
+__device__ __forceinline__ void fetch(const T* src, int count, bool vec_ok, T (&v)[vec_of<T>()]) {
+  constexpr int VEC = vec_of<T>();
+  if (count >= VEC && vec_ok) {
+    load_vec(src, v);
+  } else {
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) v[e] = e < count ? src[e] : zero_of<T>();
+  }
+}
 
 // ------------------------------------------------------------------------------------------------------------
 // Adapters of a row tile. Single-adapter calls run one pass with every row active; multi-adapter calls run one
@@ -281,12 +312,21 @@ struct SkinnyTile {
   using type = WmmaTile<T, 16, RP / WN, 1, RP / 16 / WN>;
 };
 
-template <typename T, int RP>
-__global__ void __launch_bounds__(kThreads) skinny_kernel(const SkinnyArgs a) {
-  constexpr int BM = kSkBM, KC = kSkKC, VEC = vec_of<T>();
-  constexpr int LDP = KC + pad_of<T>(), LDQ = RP + pad_of<T>();
-  __shared__ __align__(128) T Ps[BM * LDP];
-  __shared__ __align__(128) T Qs[KC * LDQ];
+// The K loop is software-pipelined through registers: the next chunk's global loads are issued before the tile
+// product of the current chunk, so their latency overlaps the MMAs instead of stalling every block at the barrier.
+// Blocks per SM the register budget must allow: these kernels stream x or dY, so occupancy (bytes in flight) matters
+// more than the few extra instructions a tighter register budget costs.
+template <int RP> constexpr int skinny_min_blocks() { return RP <= 64 ? 3 : RP == 128 ? 2 : 1; }
+
+template <typename T, int RP, bool P_COLS, bool Q_T>
+__global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kernel(const SkinnyArgs a) {
+  constexpr int BM = kSkBM, KC = kSkKC, VEC = vec_of<T>(), PAD = pad_of<T>();
+  constexpr int LDP = P_COLS ? BM + PAD : KC + PAD, P_ROWS = P_COLS ? KC : BM;
+  constexpr int LDQ = Q_T ? KC + PAD : RP + PAD, Q_ROWS = Q_T ? RP : KC;
+  constexpr int P_VECS = BM * KC / VEC, P_IT = (P_VECS + kThreads - 1) / kThreads;
+  constexpr int Q_VECS = RP * KC / VEC, Q_IT = (Q_VECS + kThreads - 1) / kThreads;
+  __shared__ __align__(128) T Ps[P_ROWS * LDP];
+  __shared__ __align__(128) T Qs[Q_ROWS * LDQ];
   __shared__ TileAdapters<BM> ad;
   __shared__ int last_block;
 
@@ -301,96 +341,96 @@ __global__ void __launch_bounds__(kThreads) skinny_kernel(const SkinnyArgs a) {
   acc.init(4, SkinnyTile<T, RP>::WN);
   ad.load(a.adapter, a.n_adapters, m0, a.M);
 
+  // Vector v of a chunk: P runs along its contiguous dimension (k for rows of p, i for columns of p),
+  // Q along k (Q_T: rows of A) or along j.
+  auto p_coords = [](int v, int& i, int& kk) {
+    if (P_COLS) { kk = v / (BM / VEC); i = (v % (BM / VEC)) * VEC; }
+    else { i = v / (KC / VEC); kk = (v % (KC / VEC)) * VEC; }
+  };
+  auto q_coords = [](int v, int& j, int& kk) {
+    if (Q_T) { j = v / (KC / VEC); kk = (v % (KC / VEC)) * VEC; }
+    else { kk = v / (RP / VEC); j = (v % (RP / VEC)) * VEC; }
+  };
+  T pv[P_IT][VEC], qv[Q_IT][VEC];
+
   int64_t pass = a.adapter ? ad.advance(-1) : 0;
   while (pass >= 0) {
     const T* __restrict__ Q = static_cast<const T*>(a.q) + (a.adapter ? pass * a.q_adapter_stride : 0);
-    for (int64_t k0 = k_begin; k0 < k_end; k0 += KC) {
-      // ---- stage P[BM x KC] -> Ps (row-major) ----
-      if (!a.p_cols) {
-        // rows of p: contiguous along k
-        for (int v = threadIdx.x; v < BM * (KC / VEC); v += kThreads) {
-          const int i = v / (KC / VEC), kk = (v % (KC / VEC)) * VEC;
+    auto fetch_chunk = [&](int64_t k0) {
+#pragma unroll
+      for (int it = 0; it < P_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
+        int i, kk;
+        p_coords(v, i, kk);
+        const int64_t row = m0 + i, col = k0 + kk;
+        int count = 0;
+        int64_t first = 0;
+        if (v < P_VECS) {
+          if (P_COLS) {
+            first = col * a.p_ld + row;
+            if (col < k_end) count = static_cast<int>(min64(VEC, a.M - row));
+          } else {
+            first = row * a.p_ld + col;
+            if (row < a.M && (!a.adapter || ad.id[i] == pass)) count = static_cast<int>(min64(VEC, k_end - col));
+          }
+        }
+        if (count <= 0) first = 0;
+        fetch(P + first, count < 0 ? 0 : count, a.vec_p, pv[it]);
+      }
+#pragma unroll
+      for (int it = 0; it < Q_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
+        int j, kk;
+        q_coords(v, j, kk);
+        const int64_t col = k0 + kk;
+        int count = 0;
+        int64_t first = 0;
+        if (v < Q_VECS) {
+          if (Q_T) {
+            first = static_cast<int64_t>(j) * a.q_ld + col;
+            if (j < a.R) count = static_cast<int>(min64(VEC, k_end - col));
+          } else {
+            first = col * a.q_ld + j;
+            if (col < k_end) count = static_cast<int>(min64(VEC, static_cast<int64_t>(a.R) - j));
+          }
+        }
+        if (count <= 0) first = 0;
+        fetch(Q + first, count < 0 ? 0 : count, a.vec_q, qv[it]);
+      }
+    };
+    auto stage_chunk = [&](int64_t k0) {
+#pragma unroll
+      for (int it = 0; it < P_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
+        if (v >= P_VECS) continue;
+        int i, kk;
+        p_coords(v, i, kk);
+        if (a.dropout) {
+          // bits of dropped elements zero the value; the flat index of an element of p is its index in x
           const int64_t row = m0 + i, col = k0 + kk;
-          T vals[VEC];
-          const bool row_on = row < a.M && (!a.adapter || ad.id[i] == pass);
-          const int64_t first = row * a.p_ld + col;
-          if (row_on && a.vec_p && col + VEC <= k_end) {
-            load_vec(P + first, vals);
-          } else {
+          const int64_t first = P_COLS ? col * a.p_ld + row : row * a.p_ld + col;
+          const uint32_t keep = keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(first), VEC);
 #pragma unroll
-            for (int e = 0; e < VEC; ++e) vals[e] = (row_on && col + e < k_end) ? P[first + e] : zero_of<T>();
-          }
-          if (a.dropout && row_on) {
-            const uint32_t keep = keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(first), VEC);
-#pragma unroll
-            for (int e = 0; e < VEC; ++e)
-              if (!((keep >> e) & 1u)) vals[e] = zero_of<T>();
-          }
-#pragma unroll
-          for (int e = 0; e < VEC; ++e) Ps[i * LDP + kk + e] = vals[e];
+          for (int e = 0; e < VEC; ++e)
+            if (!((keep >> e) & 1u)) pv[it][e] = zero_of<T>();
         }
-      } else {
-        // columns of p (P = pᵀ): contiguous along i; transposed into Ps
-        for (int v = threadIdx.x; v < KC * (BM / VEC); v += kThreads) {
-          const int kk = v / (BM / VEC), i = (v % (BM / VEC)) * VEC;
-          const int64_t krow = k0 + kk, col = m0 + i;
-          T vals[VEC];
-          const int64_t first = krow * a.p_ld + col;
-          const bool k_on = krow < k_end;
-          if (k_on && a.vec_p && col + VEC <= a.M) {
-            load_vec(P + first, vals);
-          } else {
-#pragma unroll
-            for (int e = 0; e < VEC; ++e) vals[e] = (k_on && col + e < a.M) ? P[first + e] : zero_of<T>();
-          }
-          if (a.dropout && k_on) {
-            const uint32_t keep = keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(first), VEC);
-#pragma unroll
-            for (int e = 0; e < VEC; ++e)
-              if (!((keep >> e) & 1u)) vals[e] = zero_of<T>();
-          }
-#pragma unroll
-          for (int e = 0; e < VEC; ++e) Ps[(i + e) * LDP + kk] = vals[e];
-        }
+        store_vec(Ps + (P_COLS ? kk * LDP + i : i * LDP + kk), pv[it]);
       }
-      // ---- stage Q[KC x RP] -> Qs (row-major), zero beyond R ----
-      if (a.q_t) {
-        // q = A [R x K]: contiguous along k; transposed into Qs
-        for (int v = threadIdx.x; v < RP * (KC / VEC); v += kThreads) {
-          const int j = v / (KC / VEC), kk = (v % (KC / VEC)) * VEC;
-          const int64_t col = k0 + kk;
-          T vals[VEC];
-          const int64_t first = static_cast<int64_t>(j) * a.q_ld + col;
-          const bool j_on = j < a.R;
-          if (j_on && a.vec_q && col + VEC <= k_end) {
-            load_vec(Q + first, vals);
-          } else {
 #pragma unroll
-            for (int e = 0; e < VEC; ++e) vals[e] = (j_on && col + e < k_end) ? Q[first + e] : zero_of<T>();
-          }
-#pragma unroll
-          for (int e = 0; e < VEC; ++e) Qs[(kk + e) * LDQ + j] = vals[e];
-        }
-      } else {
-        // q = [K x R]: contiguous along j
-        for (int v = threadIdx.x; v < KC * (RP / VEC); v += kThreads) {
-          const int kk = v / (RP / VEC), j = (v % (RP / VEC)) * VEC;
-          const int64_t krow = k0 + kk;
-          T vals[VEC];
-          const int64_t first = krow * a.q_ld + j;
-          const bool k_on = krow < k_end;
-          if (k_on && a.vec_q && j + VEC <= a.R) {
-            load_vec(Q + first, vals);
-          } else {
-#pragma unroll
-            for (int e = 0; e < VEC; ++e) vals[e] = (k_on && j + e < a.R) ? Q[first + e] : zero_of<T>();
-          }
-#pragma unroll
-          for (int e = 0; e < VEC; ++e) Qs[kk * LDQ + j + e] = vals[e];
-        }
+      for (int it = 0; it < Q_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
+        if (v >= Q_VECS) continue;
+        int j, kk;
+        q_coords(v, j, kk);
+        store_vec(Qs + (Q_T ? j * LDQ + kk : kk * LDQ + j), qv[it]);
       }
+    };
+    if (k_begin < k_end) fetch_chunk(k_begin);
+    for (int64_t k0 = k_begin; k0 < k_end; k0 += KC) {
+      stage_chunk(k0);
       __syncthreads();
-      acc.template mma<KC>(Ps, LDP, Qs, LDQ);
+      if (k0 + KC < k_end) fetch_chunk(k0 + KC);
+      acc.template mma<KC, P_COLS, Q_T>(Ps, LDP, Qs, LDQ);
       __syncthreads();
     }
     pass = a.adapter ? ad.advance(pass) : -1;
@@ -480,12 +520,13 @@ struct ExpandTile { using type = WmmaTile<T, 32, 32, 2, 2>; };  // 2 x 4 warps o
 template <>
 struct ExpandTile<float> { using type = FmaTile<8, 32, 8, 4>; };  // rows r·8.., columns c + 32·j
 
-template <typename T>
+template <typename T, bool Q_T>
 __global__ void __launch_bounds__(kThreads) expand_kernel(const ExpandArgs a) {
-  constexpr int BM = kExBM, BN = kExBN, KC = kExKC, VEC = vec_of<T>();
-  constexpr int LDS = KC + pad_of<T>(), LDQ = BN + pad_of<T>(), LDC = BN + 4;
-  constexpr int OPS_BYTES = (BM * LDS + KC * LDQ) * static_cast<int>(sizeof(T));
+  constexpr int BM = kExBM, BN = kExBN, KC = kExKC, VEC = vec_of<T>(), PAD = pad_of<T>();
+  constexpr int LDS = KC + PAD, LDQ = Q_T ? KC + PAD : BN + PAD, Q_ROWS = Q_T ? BN : KC, LDC = BN + 4;
+  constexpr int OPS_BYTES = (BM * LDS + Q_ROWS * LDQ) * static_cast<int>(sizeof(T));
   constexpr int C_BYTES = BM * LDC * static_cast<int>(sizeof(float));
+  constexpr int S_VECS = BM * KC / VEC, Q_VECS = BN * KC / VEC;
   __shared__ __align__(128) unsigned char smem[OPS_BYTES > C_BYTES ? OPS_BYTES : C_BYTES];
   __shared__ TileAdapters<BM> ad;
   T* Ss = reinterpret_cast<T*>(smem);
@@ -504,61 +545,39 @@ __global__ void __launch_bounds__(kThreads) expand_kernel(const ExpandArgs a) {
   while (pass >= 0) {
     const T* __restrict__ Q = static_cast<const T*>(a.q) + (a.adapter ? pass * a.q_adapter_stride : 0);
     for (int k0 = 0; k0 < a.R; k0 += KC) {
-      // ---- S[BM x KC] -> Ss ----
-      for (int v = threadIdx.x; v < BM * (KC / VEC); v += kThreads) {
+      // ---- S[BM x KC] -> Ss (row-major) ----
+      for (int v = threadIdx.x; v < S_VECS; v += kThreads) {
         const int i = v / (KC / VEC), kk = (v % (KC / VEC)) * VEC;
         const int64_t row = m0 + i;
         const int col = k0 + kk;
         const bool row_on = row < a.M && (!a.adapter || ad.id[i] == pass);
+        const int count = row_on ? min(VEC, a.R - col) : 0;
         T vals[VEC];
-        const int64_t first = row * a.s_ld + col;
-        if (row_on && a.vec_s && col + VEC <= a.R) {
-          load_vec(S + first, vals);
-        } else {
-#pragma unroll
-          for (int e = 0; e < VEC; ++e) vals[e] = (row_on && col + e < a.R) ? S[first + e] : zero_of<T>();
-        }
-#pragma unroll
-        for (int e = 0; e < VEC; ++e) Ss[i * LDS + kk + e] = vals[e];
+        fetch(S + (count > 0 ? row * a.s_ld + col : 0), count < 0 ? 0 : count, a.vec_s, vals);
+        store_vec(Ss + i * LDS + kk, vals);
       }
-      // ---- Q[KC x BN] -> Qs ----
-      if (a.q_t) {
-        for (int v = threadIdx.x; v < BN * (KC / VEC); v += kThreads) {
-          const int n = v / (KC / VEC), jj = (v % (KC / VEC)) * VEC;
-          const int64_t col = n0 + n;
-          const int j = k0 + jj;
-          const bool n_on = col < a.N;
-          T vals[VEC];
-          const int64_t first = col * a.q_ld + j;
-          if (n_on && a.vec_q && j + VEC <= a.R) {
-            load_vec(Q + first, vals);
-          } else {
-#pragma unroll
-            for (int e = 0; e < VEC; ++e) vals[e] = (n_on && j + e < a.R) ? Q[first + e] : zero_of<T>();
-          }
-#pragma unroll
-          for (int e = 0; e < VEC; ++e) Qs[(jj + e) * LDQ + n] = vals[e];
+      // ---- Q[KC x BN] -> Qs: Q_T keeps B's rows (column-major Q), otherwise A's rows (row-major Q) ----
+      for (int v = threadIdx.x; v < Q_VECS; v += kThreads) {
+        int j, n;
+        if (Q_T) { n = v / (KC / VEC); j = (v % (KC / VEC)) * VEC; }
+        else { j = v / (BN / VEC); n = (v % (BN / VEC)) * VEC; }
+        const int64_t col = n0 + n;
+        const int jj = k0 + j;
+        int count = 0;
+        int64_t first = 0;
+        if (Q_T) {
+          first = col * a.q_ld + jj;
+          if (col < a.N) count = min(VEC, a.R - jj);
+        } else {
+          first = static_cast<int64_t>(jj) * a.q_ld + col;
+          if (jj < a.R) count = static_cast<int>(min64(VEC, a.N - col));
         }
-      } else {
-        for (int v = threadIdx.x; v < KC * (BN / VEC); v += kThreads) {
-          const int jj = v / (BN / VEC), n = (v % (BN / VEC)) * VEC;
-          const int j = k0 + jj;
-          const int64_t col = n0 + n;
-          const bool j_on = j < a.R;
-          T vals[VEC];
-          const int64_t first = static_cast<int64_t>(j) * a.q_ld + col;
-          if (j_on && a.vec_q && col + VEC <= a.N) {
-            load_vec(Q + first, vals);
-          } else {
-#pragma unroll
-            for (int e = 0; e < VEC; ++e) vals[e] = (j_on && col + e < a.N) ? Q[first + e] : zero_of<T>();
-          }
-#pragma unroll
-          for (int e = 0; e < VEC; ++e) Qs[jj * LDQ + n + e] = vals[e];
-        }
+        T vals[VEC];
+        fetch(Q + (count > 0 ? first : 0), count < 0 ? 0 : count, a.vec_q, vals);
+        store_vec(Qs + (Q_T ? n * LDQ + j : j * LDQ + n), vals);
       }
       __syncthreads();
-      acc.template mma<KC>(Ss, LDS, Qs, LDQ);
+      acc.template mma<KC, false, Q_T>(Ss, LDS, Qs, LDQ);
       __syncthreads();
     }
     pass = a.adapter ? ad.advance(pass) : -1;
@@ -718,10 +737,14 @@ BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t d_
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// The three operand layouts in use: (rows, Aᵀ) shrink, (rows, B) ds, (columns, xs/ds) dA and dB.
 template <typename T, int RP>
 void launch_skinny_rp(const SkinnyArgs& a, cudaStream_t stream) {
   dim3 grid(static_cast<unsigned>(a.m_tiles), static_cast<unsigned>(a.splits));
-  SA2VA_LAUNCH(grid, kThreads, stream, skinny_kernel<T, RP>)(a);
+  if (!a.p_cols && a.q_t) SA2VA_LAUNCH(grid, kThreads, stream, skinny_kernel<T, RP, false, true>)(a);
+  else if (!a.p_cols && !a.q_t) SA2VA_LAUNCH(grid, kThreads, stream, skinny_kernel<T, RP, false, false>)(a);
+  else if (a.p_cols && !a.q_t) SA2VA_LAUNCH(grid, kThreads, stream, skinny_kernel<T, RP, true, false>)(a);
+  else fail_arg("lora: internal error, skinny layout (columns of P with Aᵀ) not instantiated");
   SA2VA_CUDA_CHECK_LAUNCH("lora skinny_kernel");
 }
 
@@ -753,7 +776,8 @@ void launch_expand(ExpandArgs a, cudaStream_t stream) {
   const int64_t gm = ceil_div(a.M, kExBM), gn = ceil_div(a.N, kExBN);
   SA2VA_CHECK_ARG(gm < (1LL << 31) && gn <= 65535, "lora: output too large for one launch (", a.M, " x ", a.N, ")");
   dim3 grid(static_cast<unsigned>(gm), static_cast<unsigned>(gn));
-  SA2VA_LAUNCH(grid, kThreads, stream, expand_kernel<T>)(a);
+  if (a.q_t) SA2VA_LAUNCH(grid, kThreads, stream, expand_kernel<T, true>)(a);
+  else SA2VA_LAUNCH(grid, kThreads, stream, expand_kernel<T, false>)(a);
   SA2VA_CUDA_CHECK_LAUNCH("lora expand_kernel");
 }
 

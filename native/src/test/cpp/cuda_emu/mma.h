@@ -47,12 +47,26 @@ inline void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, row_major>& f, co
   for (int k = 0; k < 16; ++k)
     for (int j = 0; j < 16; ++j) f.x[k * 16 + j] = to_f(p[k * ldm + j]);
 }
+template <typename T>
+inline void load_matrix_sync(fragment<matrix_a, 16, 16, 16, T, col_major>& f, const T* p, unsigned ldm) {
+  check_ld(p, ldm);
+  if (threadIdx.x % 32 != 0) return;
+  for (int i = 0; i < 16; ++i)
+    for (int k = 0; k < 16; ++k) f.x[i * 16 + k] = to_f(p[k * ldm + i]);
+}
+template <typename T>
+inline void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, col_major>& f, const T* p, unsigned ldm) {
+  check_ld(p, ldm);
+  if (threadIdx.x % 32 != 0) return;
+  for (int k = 0; k < 16; ++k)
+    for (int j = 0; j < 16; ++j) f.x[k * 16 + j] = to_f(p[j * ldm + k]);
+}
 inline void fill_fragment(fragment<accumulator, 16, 16, 16, float>& f, float v) {
   for (float& e : f.x) e = v;
 }
-template <typename T>
-inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, T, row_major>& a,
-                     const fragment<matrix_b, 16, 16, 16, T, row_major>& b,
+template <typename T, typename LA, typename LB>
+inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, T, LA>& a,
+                     const fragment<matrix_b, 16, 16, 16, T, LB>& b,
                      const fragment<accumulator, 16, 16, 16, float>& c) {
   if (threadIdx.x % 32 != 0) return;
   float r[256];

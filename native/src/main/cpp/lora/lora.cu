@@ -26,7 +26,13 @@
 #include <cuda_fp16.h>
 #include <mma.h>
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <map>
+#include <mutex>
 #include <type_traits>
+#include <utility>
+#include <vector>
 #include "../common/cuda_check.cuh"
 #include "lora_dropout.h"
 
@@ -95,6 +101,17 @@ __device__ __forceinline__ void store_vec(T* p, const T (&v)[vec_of<T>()]) {
 }
 
 __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Programmatic dependent launch (sm_90+): every kernel here waits for the grids before it to finish and flush
+// before touching global memory, then lets the next grid of the stream launch right away. The next kernel's launch
+// latency then overlaps this kernel's tail instead of adding a gap (a few microseconds per launch, as much as a
+// small LoRA kernel's work). Both instructions are no-ops for grids launched without the PDL attribute.
+__device__ __forceinline__ void pdl_wait_and_release() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
 
 // Dropout keep bits for VEC consecutive flat indices starting at `first` (any alignment).
 __device__ __forceinline__ uint32_t keep_bits(uint64_t seed, uint64_t offset, uint32_t p16, uint64_t first, int n) {
@@ -330,6 +347,7 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
   __shared__ TileAdapters<BM> ad;
   __shared__ int last_block;
 
+  pdl_wait_and_release();
   const int64_t tile = blockIdx.x;
   const int split = blockIdx.y;
   const int64_t m0 = tile * BM;
@@ -533,6 +551,7 @@ __global__ void __launch_bounds__(kThreads) expand_kernel(const ExpandArgs a) {
   T* Qs = Ss + BM * LDS;
   float* Cs = reinterpret_cast<float*>(smem);
 
+  pdl_wait_and_release();
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM;
   const int64_t n0 = static_cast<int64_t>(blockIdx.y) * BN;
   const T* __restrict__ S = static_cast<const T*>(a.s);
@@ -631,6 +650,7 @@ __global__ void __launch_bounds__(kThreads) merge_kernel(T* __restrict__ w, int6
   constexpr int TB = 64, KC = 16;
   __shared__ float Bs[TB][KC + 1];
   __shared__ float As[KC][TB + 1];
+  pdl_wait_and_release();
   const int64_t n0 = static_cast<int64_t>(blockIdx.y) * TB, k0 = static_cast<int64_t>(blockIdx.x) * TB;
   const int tr = threadIdx.x / 16, tc = threadIdx.x % 16;
   float c[4][4] = {};
@@ -699,15 +719,14 @@ constexpr int64_t kAlign = 256;
 struct ForwardLayout {
   SkinnyPlan shrink;
   int rp;
-  int64_t counters_off, partial_off, xs_off, total;
+  int64_t partial_off, xs_off, total;
 };
 
 ForwardLayout forward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool has_xs) {
   ForwardLayout l;
   l.rp = rank_pad(rank);
   l.shrink = plan_skinny(rows, d_in, l.rp, elem_size(dtype));
-  l.counters_off = 0;
-  l.partial_off = align_up(l.shrink.m_tiles * 4, kAlign);
+  l.partial_off = 0;
   l.xs_off = align_up(l.partial_off + l.shrink.partial_floats() * l.rp * 4, kAlign);
   l.total = has_xs ? l.xs_off : align_up(l.xs_off + rows * rank * elem_size(dtype), kAlign);
   return l;
@@ -716,7 +735,7 @@ ForwardLayout forward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank
 struct BackwardLayout {
   SkinnyPlan ds, db, da;
   int rp;
-  int64_t counters_off, ds_off, partial_off, total;
+  int64_t tiles, ds_off, partial_off, total;
 };
 
 BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank) {
@@ -726,10 +745,9 @@ BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t d_
   l.ds = plan_skinny(rows, d_out, l.rp, es);   // ds = dY·B: M = rows, K = d_out
   l.db = plan_skinny(d_out, rows, l.rp, es);   // dB = dYᵀ·xs: M = d_out, K = rows
   l.da = plan_skinny(d_in, rows, l.rp, es);    // dAᵀ = drop(x)ᵀ·ds: M = d_in, K = rows
-  const int64_t tiles = std::max({l.ds.m_tiles, l.db.m_tiles, l.da.m_tiles});
+  l.tiles = std::max({l.ds.m_tiles, l.db.m_tiles, l.da.m_tiles});
   const int64_t partial = std::max({l.ds.partial_floats(), l.db.partial_floats(), l.da.partial_floats()}) * l.rp * 4;
-  l.counters_off = 0;
-  l.ds_off = align_up(tiles * 4, kAlign);
+  l.ds_off = 0;
   l.partial_off = align_up(l.ds_off + rows * rank * es, kAlign);
   l.total = align_up(l.partial_off + partial, kAlign);
   return l;
@@ -737,15 +755,80 @@ BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t d_
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+std::atomic<int> g_pdl{-1};  // -1: decide from SA2VA_LORA_PDL (default on)
+
+bool pdl_enabled() {
+  int v = g_pdl.load();
+  if (v < 0) {
+    const char* env = std::getenv("SA2VA_LORA_PDL");
+    v = (env && env[0] == '0') ? 0 : 1;
+    g_pdl.store(v);
+  }
+  if (!v) return false;
+  static int major[64] = {0};
+  int dev = 0;
+  SA2VA_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= 64) return false;
+  if (major[dev] == 0) SA2VA_CUDA_CHECK(cudaDeviceGetAttribute(&major[dev], cudaDevAttrComputeCapabilityMajor, dev));
+  return major[dev] >= 9;
+}
+
+// Launches with the programmatic-dependent-launch attribute where the GPU has it (see pdl_wait_and_release).
+template <typename... KArgs, typename... Args>
+void launch_kernel(void (*kernel)(KArgs...), dim3 grid, cudaStream_t stream, const char* name, Args... args) {
+#ifdef SA2VA_CUDA_EMULATION
+  SA2VA_LAUNCH(grid, kThreads, stream, kernel)(args...);
+#else
+  if (pdl_enabled()) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = 0;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    SA2VA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
+  } else {
+    SA2VA_LAUNCH(grid, kThreads, stream, kernel)(args...);
+  }
+#endif
+  SA2VA_CUDA_CHECK_LAUNCH(name);
+}
+
+// Split-K tile counters, per device and stream, zero between kernels: the last block of each tile resets its
+// counter, so no memset launch is needed per call. Calls on one stream run in order, and different streams get
+// different counters. Grown geometrically; an outgrown buffer may still be in use by queued kernels, so it is kept.
+int* stream_counters(cudaStream_t stream, int64_t n) {
+  struct Buf { int* ptr; int64_t n; };
+  static std::mutex mu;
+  static std::map<std::pair<int, cudaStream_t>, Buf> bufs;
+  static std::vector<int*> outgrown;
+  int dev = 0;
+  SA2VA_CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  Buf& b = bufs[{dev, stream}];
+  if (b.n < n) {
+    if (b.ptr) outgrown.push_back(b.ptr);
+    const int64_t cap = std::max<int64_t>(4096, 2 * n);
+    void* p = nullptr;
+    SA2VA_CUDA_CHECK(cudaMalloc(&p, cap * sizeof(int)));
+    SA2VA_CUDA_CHECK(cudaMemsetAsync(p, 0, cap * sizeof(int), stream));
+    b = Buf{static_cast<int*>(p), cap};
+  }
+  return b.ptr;
+}
+
 // The three operand layouts in use: (rows, Aᵀ) shrink, (rows, B) ds, (columns, xs/ds) dA and dB.
 template <typename T, int RP>
 void launch_skinny_rp(const SkinnyArgs& a, cudaStream_t stream) {
   dim3 grid(static_cast<unsigned>(a.m_tiles), static_cast<unsigned>(a.splits));
-  if (!a.p_cols && a.q_t) SA2VA_LAUNCH(grid, kThreads, stream, skinny_kernel<T, RP, false, true>)(a);
-  else if (!a.p_cols && !a.q_t) SA2VA_LAUNCH(grid, kThreads, stream, skinny_kernel<T, RP, false, false>)(a);
-  else if (a.p_cols && !a.q_t) SA2VA_LAUNCH(grid, kThreads, stream, skinny_kernel<T, RP, true, false>)(a);
+  if (!a.p_cols && a.q_t) launch_kernel(skinny_kernel<T, RP, false, true>, grid, stream, "lora skinny_kernel", a);
+  else if (!a.p_cols && !a.q_t) launch_kernel(skinny_kernel<T, RP, false, false>, grid, stream, "lora skinny_kernel", a);
+  else if (a.p_cols && !a.q_t) launch_kernel(skinny_kernel<T, RP, true, false>, grid, stream, "lora skinny_kernel", a);
   else fail_arg("lora: internal error, skinny layout (columns of P with Aᵀ) not instantiated");
-  SA2VA_CUDA_CHECK_LAUNCH("lora skinny_kernel");
 }
 
 template <typename T>
@@ -776,9 +859,8 @@ void launch_expand(ExpandArgs a, cudaStream_t stream) {
   const int64_t gm = ceil_div(a.M, kExBM), gn = ceil_div(a.N, kExBN);
   SA2VA_CHECK_ARG(gm < (1LL << 31) && gn <= 65535, "lora: output too large for one launch (", a.M, " x ", a.N, ")");
   dim3 grid(static_cast<unsigned>(gm), static_cast<unsigned>(gn));
-  if (a.q_t) SA2VA_LAUNCH(grid, kThreads, stream, expand_kernel<T, true>)(a);
-  else SA2VA_LAUNCH(grid, kThreads, stream, expand_kernel<T, false>)(a);
-  SA2VA_CUDA_CHECK_LAUNCH("lora expand_kernel");
+  if (a.q_t) launch_kernel(expand_kernel<T, true>, grid, stream, "lora expand_kernel", a);
+  else launch_kernel(expand_kernel<T, false>, grid, stream, "lora expand_kernel", a);
 }
 
 void check_cuda_args(const char* fn, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank, float p) {
@@ -800,8 +882,6 @@ void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t
   char* w = static_cast<char*>(ws);
   if (!xs) xs = w + l.xs_off;
   const uint32_t p16 = lora_dropout_p16(p);
-  if (l.shrink.splits > 1)
-    SA2VA_CUDA_CHECK(cudaMemsetAsync(w + l.counters_off, 0, l.shrink.m_tiles * 4, stream));
 
   SkinnyArgs s{};
   s.p = x; s.p_ld = d_in; s.p_cols = false; s.M = rows; s.K = d_in;
@@ -811,7 +891,7 @@ void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t
   // the dropout rescale 1/(1-p') is folded into the row scale, so kept values are never rounded twice
   s.scale = (adapter_index ? 1.0f : scale) * lora_dropout_scale(p16);
   s.partial = reinterpret_cast<float*>(w + l.partial_off);
-  s.counters = reinterpret_cast<int*>(w + l.counters_off);
+  s.counters = stream_counters(stream, l.shrink.m_tiles);
   s.mode = kRows; s.out = xs; s.out_ld = rank;
   launch_skinny<T>(s, l.shrink, l.rp, stream);
 
@@ -834,11 +914,9 @@ void backward_typed(const void* x, const void* dy, const void* xs, int dtype, in
   char* w = static_cast<char*>(ws);
   void* ds = w + l.ds_off;
   float* partial = reinterpret_cast<float*>(w + l.partial_off);
-  int* counters = reinterpret_cast<int*>(w + l.counters_off);
+  int* counters = stream_counters(stream, l.tiles);
   const uint32_t p16 = lora_dropout_p16(p);
   const float kscale = lora_dropout_scale(p16);
-  const int64_t tiles = std::max({l.ds.m_tiles, l.db.m_tiles, l.da.m_tiles});
-  SA2VA_CUDA_CHECK(cudaMemsetAsync(counters, 0, tiles * 4, stream));
 
   // ds = dY·B
   SkinnyArgs s{};
@@ -875,6 +953,8 @@ void backward_typed(const void* x, const void* dy, const void* xs, int dtype, in
 }
 
 }  // namespace
+
+void lora_set_pdl(int mode) { g_pdl.store(mode < 0 ? -1 : (mode ? 1 : 0)); }
 
 int64_t lora_forward_workspace_cuda(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank, bool has_xs) {
   check_cuda_args("lora_forward_workspace_cuda", dtype, rows, d_in, d_out, rank, 0.0f);
@@ -941,12 +1021,11 @@ void lora_merge_cuda(void* w, int dtype, int64_t d_out, int64_t d_in, int64_t ra
   dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy));
   const int r = static_cast<int>(rank);
   switch (dtype) {
-    case F32: SA2VA_LAUNCH(grid, kThreads, stream, merge_kernel<float>)(static_cast<float*>(w), d_out, d_in, r, lora_a, lora_b, scale); break;
-    case F16: SA2VA_LAUNCH(grid, kThreads, stream, merge_kernel<__half>)(static_cast<__half*>(w), d_out, d_in, r, lora_a, lora_b, scale); break;
-    case BF16: SA2VA_LAUNCH(grid, kThreads, stream, merge_kernel<__nv_bfloat16>)(static_cast<__nv_bfloat16*>(w), d_out, d_in, r, lora_a, lora_b, scale); break;
+    case F32: launch_kernel(merge_kernel<float>, grid, stream, "lora merge_kernel", static_cast<float*>(w), d_out, d_in, r, lora_a, lora_b, scale); break;
+    case F16: launch_kernel(merge_kernel<__half>, grid, stream, "lora merge_kernel", static_cast<__half*>(w), d_out, d_in, r, lora_a, lora_b, scale); break;
+    case BF16: launch_kernel(merge_kernel<__nv_bfloat16>, grid, stream, "lora merge_kernel", static_cast<__nv_bfloat16*>(w), d_out, d_in, r, lora_a, lora_b, scale); break;
     default: break;
   }
-  SA2VA_CUDA_CHECK_LAUNCH("lora merge_kernel");
 }
 
 }  // namespace sa2va
@@ -954,6 +1033,7 @@ void lora_merge_cuda(void* w, int dtype, int64_t d_out, int64_t d_in, int64_t ra
 #else  // built without nvcc
 
 namespace sa2va {
+void lora_set_pdl(int) {}
 int64_t lora_forward_workspace_cuda(int, int64_t, int64_t, int64_t, int64_t, bool) { fail_no_cuda("lora_forward_workspace_cuda"); }
 int64_t lora_backward_workspace_cuda(int, int64_t, int64_t, int64_t, int64_t) { fail_no_cuda("lora_backward_workspace_cuda"); }
 void lora_forward_cuda(const void*, int, int64_t, int64_t, int64_t, int64_t, const void*, const void*, const void*, float,

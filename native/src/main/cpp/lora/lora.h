@@ -69,6 +69,10 @@ void lora_merge_cpu(void* w, int dtype, int64_t d_out, int64_t d_in, int64_t ran
 void lora_merge_cuda(void* w, int dtype, int64_t d_out, int64_t d_in, int64_t rank, const float* lora_a,
                      const float* lora_b, float scale, cudaStream_t stream);
 
+// Programmatic dependent launch of the CUDA kernels on sm_90+ (overlaps each launch with the previous kernel's tail):
+// 1 on, 0 off, -1 back to the default (on, unless the environment sets SA2VA_LORA_PDL=0). For A/B measurements.
+void lora_set_pdl(int mode);
+
 // keep[i] = 1 when element i of a tensor with n elements survives dropout (the rule of lora_dropout.h); for
 // tests and for users who need the mask itself.
 void lora_dropout_mask_cpu(int64_t n, float dropout_p, uint64_t seed, uint64_t offset, uint8_t* keep);

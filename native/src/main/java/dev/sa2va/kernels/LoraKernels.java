@@ -78,6 +78,9 @@ public class LoraKernels {
                                               @Cast("const float*") Pointer loraA, @Cast("const float*") Pointer loraB,
                                               float scale, @Cast("cudaStream_t") Pointer stream);
 
+    /** Programmatic dependent launch on sm_90+: 1 on, 0 off, -1 default (on unless SA2VA_LORA_PDL=0). */
+    public static native void lora_set_pdl(int mode);
+
     public static native void lora_dropout_mask_cpu(@Cast("int64_t") long n, float dropoutP,
                                                     @Cast("uint64_t") long seed, @Cast("uint64_t") long offset,
                                                     @Cast("uint8_t*") Pointer keep);

@@ -32,11 +32,12 @@ import org.bytedeco.pytorch.global.torch_cuda;
  * (end - start) / {@value #REPS} is time on the GPU without host launch gaps; median of {@value #REPEATS} such
  * repetitions after warm-up. JMH ({@link LoraBench}) gives the host-inclusive time of the same calls.
  *
- * <pre>java dev.sa2va.bench.LoraDeviceTimes OUT.jsonl [--quick]</pre>
+ * <pre>java dev.sa2va.bench.LoraDeviceTimes OUT.jsonl [--quick]
+ * java dev.sa2va.bench.LoraDeviceTimes --one D_IN D_OUT RANK TOKENS   (5 fwd+bwd calls, nothing else: for ncu)</pre>
  * One JSON object per line: {"impl","op","d_in","d_out","rank","tokens","dropout","pdl","us"}.
  */
 public final class LoraDeviceTimes {
-    static final int REPS = 20, REPEATS = 5;
+    static final int REPS = 20, REPEATS = 3;
     static final String[] SHAPES = {"896x896", "896x4864", "4864x896", "2048x2048", "2048x11008", "4096x4096", "4096x14336"};
     static final int[] RANKS = {8, 16, 64, 128};
     static final int[] TOKENS = {4096, 2600};
@@ -55,8 +56,13 @@ public final class LoraDeviceTimes {
 
     public static void main(String[] args) throws IOException {
         if (args.length < 1) {
-            System.err.println("usage: LoraDeviceTimes OUT.jsonl [--quick]");
+            System.err.println("usage: LoraDeviceTimes OUT.jsonl [--quick] | --one D_IN D_OUT RANK TOKENS");
             System.exit(2);
+        }
+        if (args[0].equals("--one")) {
+            one(BenchSupport.cudaOrFail(), Long.parseLong(args[1]), Long.parseLong(args[2]), Integer.parseInt(args[3]),
+                    Integer.parseInt(args[4]));
+            return;
         }
         boolean quick = Arrays.asList(args).contains("--quick");
         Device d = BenchSupport.cudaOrFail();
@@ -65,6 +71,27 @@ public final class LoraDeviceTimes {
             new LoraDeviceTimes(d, w).run(quick);
         }
         System.out.println("wrote " + file);
+    }
+
+    /** A few training steps of one configuration and nothing else, so a profiler sees only these kernels. */
+    static void one(Device d, long dIn, long dOut, int rank, int tokens) {
+        try (PointerScope scope = new PointerScope()) {
+            Torch.seed(0);
+            Tensor w = LoraBench.LoraShapes.weight(dOut, dIn, d);
+            Tensor x = Torch.randn(ScalarType.Float, d, tokens, dIn).to(ScalarType.BFloat16);
+            Tensor dy = Torch.randn(ScalarType.Float, d, tokens, dOut).to(ScalarType.BFloat16);
+            LoraLinear l = LoraBench.LoraShapes.layer(w, rank, 0.05, d);
+            for (int i = 0; i < 5; i++) {
+                try (PointerScope s = new PointerScope()) {
+                    LoraLinear.Saved sv = l.forwardTrain(x);
+                    l.backward(sv, dy).close();
+                    torch.linear(x, w).close();
+                    dy.mm(w).close();
+                }
+            }
+            torch_cuda.device_synchronize();
+            l.close();
+        }
     }
 
     interface Call {

@@ -150,6 +150,36 @@ class LoraGpuTest {
     }
 
     @Test
+    void programmaticDependentLaunchChangesNothing() {
+        // the kernels are deterministic, so launching them with and without PDL must give identical bits; a
+        // missing or misplaced griddepcontrol.wait would show up here as a race between consecutive kernels
+        Tensor w = LoraLinearTest.weight(2048, 896, ScalarType.BFloat16, CUDA);
+        Tensor x = Torch.randn(ScalarType.Float, CUDA, 2600, 896).to(ScalarType.BFloat16);
+        Tensor dy = Torch.randn(ScalarType.Float, CUDA, 2600, 2048).to(ScalarType.BFloat16);
+        Tensor[][] results = new Tensor[2][];
+        try {
+            for (int pdl = 0; pdl < 2; pdl++) {
+                dev.sa2va.kernels.LoraKernels.lora_set_pdl(pdl);
+                LoraLinear l = LoraLinearTest.randomLayer(w, null, 64, 128, 0.1, 3, ScalarType.BFloat16);
+                Tensor y = null, dx = null;
+                for (int step = 0; step < 5; step++) {  // back-to-back steps: each kernel follows another LoRA kernel
+                    LoraLinear.Saved s = l.forwardTrain(x);
+                    y = s.output();
+                    dx = l.backward(s, dy);
+                }
+                results[pdl] = new Tensor[] {y, dx, l.gradA().clone(), l.gradB().clone()};
+                l.close();
+            }
+        } finally {
+            dev.sa2va.kernels.LoraKernels.lora_set_pdl(-1);
+        }
+        String[] names = {"y", "dx", "dA", "dB"};
+        for (int i = 0; i < names.length; i++) {
+            assertTrue(torch.equal(results[0][i], results[1][i]), names[i] + " differs with and without PDL");
+        }
+    }
+
+    @Test
     void multiAdapterOnCudaMatchesTheCpu() {
         ScalarType st = ScalarType.BFloat16;
         Tensor w = LoraLinearTest.weight(640, 512, st, CPU);

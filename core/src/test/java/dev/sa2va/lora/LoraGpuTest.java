@@ -156,11 +156,13 @@ class LoraGpuTest {
         Tensor w = LoraLinearTest.weight(2048, 896, ScalarType.BFloat16, CUDA);
         Tensor x = Torch.randn(ScalarType.Float, CUDA, 2600, 896).to(ScalarType.BFloat16);
         Tensor dy = Torch.randn(ScalarType.Float, CUDA, 2600, 2048).to(ScalarType.BFloat16);
+        Tensor a = Torch.randn(ScalarType.Float, CUDA, 64, 896).mul(Torch.scalar(0.03));
+        Tensor b = Torch.randn(ScalarType.Float, CUDA, 2048, 64).mul(Torch.scalar(0.1));
         Tensor[][] results = new Tensor[2][];
         try {
             for (int pdl = 0; pdl < 2; pdl++) {
                 dev.sa2va.kernels.LoraKernels.lora_set_pdl(pdl);
-                LoraLinear l = LoraLinearTest.randomLayer(w, null, 64, 128, 0.1, 3, ScalarType.BFloat16);
+                LoraLinear l = LoraLinear.builder(w).weights(a, b).alpha(128).dropout(0.1).seed(3).build();
                 Tensor y = null, dx = null;
                 for (int step = 0; step < 5; step++) {  // back-to-back steps: each kernel follows another LoRA kernel
                     LoraLinear.Saved s = l.forwardTrain(x);

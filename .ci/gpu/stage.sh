@@ -16,6 +16,9 @@ mvn -q -B dependency:copy -Dartifact=org.junit.platform:junit-platform-console-s
 # 2. the class path: dependency jars of every module, module jars, test classes, the JUnit console launcher
 entries=$(cat native/target/classpath.txt core/target/classpath.txt benchmarks/target/classpath.txt examples/target/classpath.txt \
           | tr ':' '\n' | grep -v '/sa2va-' | grep -vE '/(junit-|opentest4j|apiguardian)' | sort -u)
+# the GPU host needs no tokenizer (the MLLM checks there use token ids): keep DJL's 20 MB of native tokenizers
+# (and JNA) out of .gpu/app, which travels with every call
+entries=$(echo "$entries" | grep -vE '/ai/djl/|/net/java/dev/jna/')
 mods=$(ls native/target/sa2va-native-*.jar core/target/sa2va-core-*[0-9T].jar benchmarks/target/sa2va-benchmarks-*.jar \
           examples/target/sa2va-examples-*.jar | grep -v -- '-tests.jar')
 python3 "$STAGE" app $entries $mods native/target/test-classes core/target/test-classes target/gpu-tools/*.jar

@@ -15,7 +15,14 @@ int cuda_device_count() {
   if (cudaGetDeviceCount(&n) != cudaSuccess) { cudaGetLastError(); return 0; }
   return n;
 }
-void cuda_set_device(int device) { SA2VA_CUDA_CHECK(cudaSetDevice(device)); }
+// Only this library's (static) runtime reads this per-thread state, so the cached value stays valid and the
+// common case costs no runtime call on the per-launch path.
+void cuda_set_device(int device) {
+  static thread_local int current = -1;
+  if (current == device) return;
+  SA2VA_CUDA_CHECK(cudaSetDevice(device));
+  current = device;
+}
 int device_sm_count() {
   static int cache[64] = {0};
   int dev = 0;

@@ -24,7 +24,11 @@ public final class CudaStreams {
                     + "time), so '" + kernel + "' cannot run on " + Devices.describe(device)
                     + "; rebuild with nvcc on the PATH or pass CPU tensors");
         }
-        int index = Math.max(0, device.index());
+        return prepareLaunch(Math.max(0, device.index()), kernel);
+    }
+
+    /** {@link #prepareLaunch(Device, String)} by device index (the library's CUDA support is the caller's check). */
+    public static Pointer prepareLaunch(int index, String kernel) {
         NativeLibrary.cuda_set_device(index);
         return torch_cuda.getCurrentCUDAStream((byte) index).stream();
     }

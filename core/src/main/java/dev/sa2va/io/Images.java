@@ -112,10 +112,17 @@ public final class Images {
         return Torch.fromFloats(out, h, w);
     }
 
-    /** RGB as uint8 {@code [H, W, 3]}. */
+    /** RGB as uint8 {@code [H, W, 3]}; a gray image gives its stored levels in all three channels (as PIL). */
     public static Tensor rgbTensor(BufferedImage img) {
         int w = img.getWidth(), h = img.getHeight();
         byte[] out = new byte[w * h * 3];
+        if (img.getColorModel().getColorSpace().getType() == java.awt.color.ColorSpace.TYPE_GRAY) {
+            int[] level = levels(img, false); // getRGB would apply a gamma curve to gray samples
+            for (int i = 0; i < level.length; i++) {
+                out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = (byte) level[i];
+            }
+            return Torch.fromBytes(out, h, w, 3);
+        }
         int[] row = new int[w];
         for (int y = 0; y < h; y++) {
             img.getRGB(0, y, w, 1, row, 0, w);

@@ -1,0 +1,31 @@
+package dev.sa2va.sam2;
+
+import org.bytedeco.pytorch.Context;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * Turns TF32 off for a float32 check on CUDA: cuDNN convolutions use TF32 by default (10-bit mantissa), which
+ * alone gives ~1e-3 relative error in the patch embedding, far above the 1e-4 float32 bound. Restores on close.
+ */
+final class Tf32 implements AutoCloseable {
+    private final boolean cudnn, cublas;
+
+    private Tf32() {
+        Context c = torch.globalContext();
+        this.cudnn = c.allowTF32CuDNN();
+        this.cublas = c.allowTF32CuBLAS();
+        c.setAllowTF32CuDNN(false);
+        c.setAllowTF32CuBLAS(false);
+    }
+
+    static Tf32 off() {
+        return new Tf32();
+    }
+
+    @Override
+    public void close() {
+        Context c = torch.globalContext();
+        c.setAllowTF32CuDNN(cudnn);
+        c.setAllowTF32CuBLAS(cublas);
+    }
+}

@@ -1,0 +1,105 @@
+// Block-wide sums in a fixed order (deterministic) and the "last block" handshake used with
+// StreamWorkspace (workspace.h): one launch computes partials per block and a per-group epilogue.
+#pragma once
+#include <cuda_runtime.h>
+
+namespace sa2va {
+
+template <int K>
+struct DSums {
+  double v[K];
+};
+
+template <int K>
+__device__ __forceinline__ void warp_sum(DSums<K>& a) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) a.v[k] += __shfl_down_sync(0xffffffffu, a.v[k], off);
+  }
+}
+
+// Sum over the block; the result is valid in thread 0. Every thread of the block must call it.
+template <int K, int THREADS>
+__device__ __forceinline__ DSums<K> block_sum(DSums<K> a) {
+  static_assert(THREADS % 32 == 0 && THREADS <= 1024, "block size");
+  __shared__ DSums<K> s[THREADS / 32];
+  warp_sum(a);
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+  if (l == 0) s[w] = a;
+  __syncthreads();
+  if (w == 0) {
+    if (l < THREADS / 32) {
+      a = s[l];
+    } else {
+#pragma unroll
+      for (int k = 0; k < K; ++k) a.v[k] = 0.0;
+    }
+    warp_sum(a);
+  }
+  __syncthreads();  // s may be reused by the next call
+  return a;
+}
+
+// Linear thread index in the block, for any block shape.
+__device__ __forceinline__ int block_tid() {
+  return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+}
+
+// block_sum for blocks of any shape and size (whole warps, at most 1024 threads); valid in thread 0.
+template <int K>
+__device__ __forceinline__ DSums<K> block_sum_any(DSums<K> a) {
+  __shared__ DSums<K> s[32];
+  const int tid = block_tid();
+  const int warps = (blockDim.x * blockDim.y * blockDim.z + 31) / 32;
+  warp_sum(a);
+  if ((tid & 31) == 0) s[tid >> 5] = a;
+  __syncthreads();
+  if (tid < 32) {
+    if (tid < warps) {
+      a = s[tid];
+    } else {
+#pragma unroll
+      for (int k = 0; k < K; ++k) a.v[k] = 0.0;
+    }
+    warp_sum(a);
+  }
+  __syncthreads();
+  return a;
+}
+
+// Sum of `count` partial records of K doubles (record b at partials + b * K) by the whole block, in a fixed
+// order; valid in thread 0. Used by the last block: one thread walking thousands of records would take
+// hundreds of microseconds of dependent L2 loads.
+template <int K>
+__device__ __forceinline__ DSums<K> sum_partials(const double* partials, unsigned count) {
+  DSums<K> t;
+#pragma unroll
+  for (int k = 0; k < K; ++k) t.v[k] = 0.0;
+  const unsigned threads = blockDim.x * blockDim.y * blockDim.z;
+  for (unsigned b = block_tid(); b < count; b += threads) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) t.v[k] += __ldcg(partials + static_cast<size_t>(b) * K + k);
+  }
+  return block_sum_any<K>(t);
+}
+
+// Called by every thread after thread 0 stored this block's partial. True (in all threads) for the block
+// that arrives last among `expected`; that block then sees every other block's partial. Resetting the
+// counter is the caller's job (thread 0 of the last block, after reading).
+__device__ __forceinline__ bool last_block_arrive(unsigned* counter, unsigned expected) {
+  __shared__ bool s_last;
+  if (block_tid() == 0) {
+    __threadfence();
+    s_last = atomicAdd(counter, 1u) == expected - 1;
+  }
+  __syncthreads();
+  const bool last = s_last;
+  if (last) __threadfence();
+  return last;
+}
+
+// Loads that bypass L1, for partials written by other blocks.
+__device__ __forceinline__ double load_cg(const double* p) { return __ldcg(p); }
+
+}  // namespace sa2va

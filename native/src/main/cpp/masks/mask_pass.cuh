@@ -1,0 +1,297 @@
+// The CUDA mask pass: one launch computes per-sample totals and runs the per-sample epilogue.
+//
+// Grid = N samples x `bps` blocks per sample (1-D). Each thread streams chunks of 8 pixels (16-byte loads of
+// 2-byte logits, 2 x 16 bytes of fp32, 8 bytes of uint8 masks, 1 byte of packed bits), keeps counts in 32-bit
+// registers and sums in double (per-chunk float sums, so the soft sums stay within ~1e-7 of fp64 whatever P).
+// Blocks reduce in a fixed order, store a partial per block and the last block of each sample (counter in the
+// stream workspace, reset by that block) sums the partials in block order and writes the outputs: no memset,
+// no second kernel, no atomics on results, and deterministic for a given device and shape.
+#pragma once
+#include <cuda_runtime.h>
+#include <cuda_fp16.h>
+#include <climits>
+#include <type_traits>
+#include "mask_pass.h"
+#include "../common/cuda_check.cuh"
+#include "../common/errors.h"
+#include "../common/last_block.cuh"
+#include "../common/workspace.h"
+
+namespace sa2va {
+namespace maskpass {
+
+constexpr int kThreads = 256;
+constexpr int kAcc = 9;  // tp, fp, fn, cnt, invalid target, invalid prediction, f0, f1, f2
+
+struct PackedTag {};  // prediction type of bit-packed masks
+
+struct Args {
+  const void* pred; int pred_kind;
+  const uint8_t* target; int target_kind;
+  const uint8_t* roi; int roi_kind;
+  int64_t n, p, group, pitch;
+  float threshold, inv_tau;
+  uint64_t seed, offset;
+  int normalize, want_bce;
+  float pos_weight;
+  const uint8_t* bits_in;  // MODE_EVAL: the samples
+  uint8_t* bits_out;       // MODE_SAMPLE: the samples
+  float* per_pixel;        // MODE_EVAL: optional per-pixel log pi
+  MaskSpec spec;
+  MaskOut out;
+  int64_t bps;
+  double* partials;
+  unsigned* counters;
+};
+
+// ---- loads ------------------------------------------------------------------------------------------------
+__device__ __forceinline__ float h2f(uint32_t bits16) { return __half2float(__ushort_as_half(static_cast<unsigned short>(bits16))); }
+
+__device__ __forceinline__ void load8_vec(const float* row, int64_t c, float* v) {
+  const float4* q = reinterpret_cast<const float4*>(row) + 2 * c;
+  float4 a = q[0], b = q[1];
+  v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+}
+__device__ __forceinline__ void load8_vec(const bf16_t* row, int64_t c, float* v) {
+  uint4 u = reinterpret_cast<const uint4*>(row)[c];
+  uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    v[2 * i] = __uint_as_float(w[i] << 16);
+    v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+__device__ __forceinline__ void load8_vec(const f16_t* row, int64_t c, float* v) {
+  uint4 u = reinterpret_cast<const uint4*>(row)[c];
+  uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    v[2 * i] = h2f(w[i] & 0xffffu);
+    v[2 * i + 1] = h2f(w[i] >> 16);
+  }
+}
+__device__ __forceinline__ float ld1(const float* p) { return *p; }
+__device__ __forceinline__ float ld1(const bf16_t* p) { return bf16_to_float(p->bits); }
+__device__ __forceinline__ float ld1(const f16_t* p) { return h2f(p->bits); }
+
+// Pixels 8c .. 8c+valid-1 of row `row` as floats (VEC: whole chunk, aligned rows).
+template <typename T, bool VEC>
+__device__ __forceinline__ void load_floats(const T* base, int64_t row, int64_t p, int64_t c, int valid, float* v) {
+  const T* r = base + row * p;
+  if (VEC) {
+    load8_vec(r, c, v);
+  } else {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      if (k >= valid) break;
+      v[k] = ld1(r + 8 * c + k);
+    }
+  }
+}
+
+// Bits of chunk c of a mask row (see mask_bits_scalar); VEC reads the 8 bytes of a uint8 mask at once.
+template <bool VEC>
+__device__ __forceinline__ uint32_t load_mask_bits(const uint8_t* base, int kind, int64_t row, int64_t p,
+                                                   int64_t pitch, int64_t c, int valid, uint32_t& bad) {
+  if (kind == MASK_PACKED) return base[row * pitch + c] & ((1u << valid) - 1u);
+  if (!VEC) return mask_bits_scalar(base, kind, row, p, c, valid, bad);
+  uint2 u = *reinterpret_cast<const uint2*>(base + row * p + 8 * c);
+  const bool strict = kind == MASK_U8;
+  uint32_t bits = 0;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    uint32_t b = ((i < 4 ? u.x : u.y) >> (8 * (i & 3))) & 0xffu;
+    bits |= static_cast<uint32_t>(b != 0) << i;
+    bad += strict & (b > 1);
+  }
+  return bits;
+}
+
+template <typename T, bool VEC>
+__device__ __forceinline__ void store_floats(T* base, int64_t row, int64_t p, int64_t c, int valid, const float* g) {
+  T* r = base + row * p + 8 * c;
+  if constexpr (VEC && std::is_same<T, float>::value) {
+    float4* q = reinterpret_cast<float4*>(r);
+    q[0] = make_float4(g[0], g[1], g[2], g[3]);
+    q[1] = make_float4(g[4], g[5], g[6], g[7]);
+  } else if constexpr (VEC) {
+    uint32_t w[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      w[i] = static_cast<uint32_t>(from_float<T>(g[2 * i]).bits) |
+             (static_cast<uint32_t>(from_float<T>(g[2 * i + 1]).bits) << 16);
+    }
+    *reinterpret_cast<uint4*>(r) = make_uint4(w[0], w[1], w[2], w[3]);
+  } else {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      if (k >= valid) break;
+      r[k] = from_float<T>(g[k]);
+    }
+  }
+}
+
+// ---- the pass kernel -----------------------------------------------------------------------------------------
+template <int MODE, typename PT, bool VEC>
+__global__ void __launch_bounds__(kThreads) mask_pass_kernel(const Args a) {
+  constexpr bool kFloatPred = !(std::is_same<PT, uint8_t>::value || std::is_same<PT, PackedTag>::value);
+  const int64_t n = blockIdx.x / a.bps;
+  const int64_t part = blockIdx.x - n * a.bps;
+  const int64_t chunks = a.pitch;
+  const int64_t trow = n / a.group;
+  const bool logits = a.pred_kind == PRED_LOGITS;
+  uint32_t tp = 0, fp = 0, fn = 0, cnt = 0, bad = 0, badp = 0;
+  double f0 = 0.0, f1 = 0.0, f2 = 0.0;
+#pragma unroll 2
+  for (int64_t c = part * kThreads + threadIdx.x; c < chunks; c += a.bps * kThreads) {
+    const int valid = a.p - 8 * c < 8 ? static_cast<int>(a.p - 8 * c) : 8;
+    uint32_t y = 0, in = (1u << valid) - 1u, h = 0;
+    if (a.target_kind != MASK_NONE) y = load_mask_bits<VEC>(a.target, a.target_kind, trow, a.p, a.pitch, c, valid, bad);
+    if (a.roi_kind != MASK_NONE) in &= load_mask_bits<VEC>(a.roi, a.roi_kind, trow, a.p, a.pitch, c, valid, bad);
+    if constexpr (MODE == MODE_STATS) {
+      if constexpr (kFloatPred) {
+        float v[8];
+        load_floats<PT, VEC>(static_cast<const PT*>(a.pred), n, a.p, c, valid, v);
+        FloatChunk fc = stats_float_chunk(v, valid, logits, a.threshold, y, in, a.want_bce != 0, a.pos_weight);
+        h = fc.hbits;
+        badp += fc.bad;
+        f0 += fc.spy;
+        f1 += fc.sp;
+        f2 += fc.bce;
+      } else {
+        const int kind = std::is_same<PT, PackedTag>::value ? MASK_PACKED : a.pred_kind;
+        h = load_mask_bits<VEC>(static_cast<const uint8_t*>(a.pred), kind, n, a.p, a.pitch, c, valid, badp);
+      }
+    } else {
+      float z[8];
+      load_floats<PT, VEC>(static_cast<const PT*>(a.pred), n, a.p, c, valid, z);
+      float lp = 0.0f, en = 0.0f;
+      if constexpr (MODE == MODE_SAMPLE) {
+        h = sample_chunk(z, valid, a.inv_tau, a.seed, a.offset, static_cast<uint64_t>(n * a.p + 8 * c), lp, en);
+        a.bits_out[n * a.pitch + c] = static_cast<uint8_t>(h);
+      } else {
+        h = a.bits_in[n * a.pitch + c] & ((1u << valid) - 1u);
+        eval_chunk(z, valid, h, a.inv_tau, lp, en, a.per_pixel ? a.per_pixel + n * a.p + 8 * c : nullptr);
+      }
+      f0 += lp;
+      f1 += en;
+    }
+    if (a.target_kind != MASK_NONE) {
+      ChunkCounts cc = count_bits(h, y, in);
+      tp += cc.tp;
+      fp += cc.fp;
+      fn += cc.fn;
+      cnt += cc.cnt;
+    }
+  }
+  DSums<kAcc> acc{{static_cast<double>(tp), static_cast<double>(fp), static_cast<double>(fn), static_cast<double>(cnt),
+                   static_cast<double>(bad), static_cast<double>(badp), f0, f1, f2}};
+  acc = block_sum<kAcc, kThreads>(acc);
+  if (a.bps > 1) {
+    if (threadIdx.x == 0) {
+      double* dst = a.partials + (n * a.bps + part) * kAcc;
+#pragma unroll
+      for (int k = 0; k < kAcc; ++k) dst[k] = acc.v[k];
+    }
+    if (!last_block_arrive(a.counters + n, static_cast<unsigned>(a.bps))) return;
+    DSums<kAcc> t;
+#pragma unroll
+    for (int k = 0; k < kAcc; ++k) t.v[k] = 0.0;
+    for (int64_t b = threadIdx.x; b < a.bps; b += kThreads) {
+      const double* src = a.partials + (n * a.bps + b) * kAcc;
+#pragma unroll
+      for (int k = 0; k < kAcc; ++k) t.v[k] += load_cg(src + k);
+    }
+    acc = block_sum<kAcc, kThreads>(t);
+    if (threadIdx.x == 0) a.counters[n] = 0u;
+  }
+  if (threadIdx.x == 0) {
+    MaskTotals tot;
+    tot.tp = static_cast<int64_t>(acc.v[0]);
+    tot.fp = static_cast<int64_t>(acc.v[1]);
+    tot.fn = static_cast<int64_t>(acc.v[2]);
+    tot.cnt = static_cast<int64_t>(acc.v[3]);
+    tot.bad_target = static_cast<int64_t>(acc.v[4]);
+    tot.bad_pred = static_cast<int64_t>(acc.v[5]);
+    tot.f[0] = acc.v[6];
+    tot.f[1] = acc.v[7];
+    tot.f[2] = acc.v[8];
+    mask_finish(tot, n, a.n, a.p, MODE, kFloatPred, a.normalize != 0, a.spec, a.out);
+  }
+}
+
+inline bool aligned_to(const void* p, uintptr_t k) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % k == 0; }
+inline bool is_u8_kind(int kind) { return kind == MASK_U8 || kind == MASK_U8_NONZERO; }
+
+// Resident blocks per SM of one kernel instantiation (asked once).
+template <int MODE, typename PT, bool VEC>
+int resident_blocks() {
+  static int cached = [] {
+    int b = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, mask_pass_kernel<MODE, PT, VEC>, kThreads, 0) != cudaSuccess) {
+      cudaGetLastError();
+      b = 0;
+    }
+    return b > 0 ? b : 4;
+  }();
+  return cached;
+}
+
+template <int MODE, typename PT, bool VEC>
+void launch_typed(Args a, cudaStream_t stream) {
+  const int64_t target_blocks = static_cast<int64_t>(device_sm_count()) * resident_blocks<MODE, PT, VEC>();
+  const int64_t max_bps = (a.pitch + kThreads - 1) / kThreads;
+  int64_t bps = (target_blocks + a.n - 1) / a.n;
+  bps = bps < 1 ? 1 : (bps > max_bps ? max_bps : bps);
+  a.bps = bps;
+  SA2VA_CHECK_ARG(a.n * bps <= INT_MAX, "mask pass: too many samples for one launch (", a.n, ")");
+  if (bps > 1) {
+    StreamWorkspace ws = stream_workspace(stream, static_cast<size_t>(a.n),
+                                          static_cast<size_t>(a.n * bps) * kAcc * sizeof(double));
+    a.counters = ws.counters;
+    a.partials = static_cast<double*>(ws.scratch);
+  }
+  mask_pass_kernel<MODE, PT, VEC><<<static_cast<unsigned>(a.n * bps), kThreads, 0, stream>>>(a);
+  SA2VA_CUDA_CHECK_LAUNCH("mask_pass_kernel");
+}
+
+template <int MODE, typename PT>
+void launch_vec(const Args& a, bool vec, cudaStream_t stream) {
+  if (vec) launch_typed<MODE, PT, true>(a, stream);
+  else launch_typed<MODE, PT, false>(a, stream);
+}
+
+// Picks the instantiation for the prediction type and the vector path when every row is aligned.
+template <int MODE>
+void launch(Args a, int pred_dtype, cudaStream_t stream) {
+  a.pitch = packed_pitch(a.p);
+  const bool float_pred = MODE != MODE_STATS || a.pred_kind == PRED_LOGITS || a.pred_kind == PRED_PROBS;
+  bool vec = a.p % 8 == 0;
+  if (float_pred) vec = vec && aligned_to(a.pred, 16);
+  else if (a.pred_kind != MASK_PACKED) vec = vec && aligned_to(a.pred, 8);
+  if (is_u8_kind(a.target_kind)) vec = vec && aligned_to(a.target, 8);
+  if (is_u8_kind(a.roi_kind)) vec = vec && aligned_to(a.roi, 8);
+  if (float_pred) {
+    switch (pred_dtype) {
+      case F32: launch_vec<MODE, float>(a, vec, stream); break;
+      case F16: launch_vec<MODE, f16_t>(a, vec, stream); break;
+      case BF16: launch_vec<MODE, bf16_t>(a, vec, stream); break;
+      default: fail_arg(str_cat("mask pass: logits dtype ", dtype_name(pred_dtype), " not supported"));
+    }
+  } else if constexpr (MODE == MODE_STATS) {
+    if (a.pred_kind == MASK_PACKED) launch_vec<MODE, PackedTag>(a, vec, stream);
+    else launch_vec<MODE, uint8_t>(a, vec, stream);
+  }
+}
+
+// ---- elementwise kernels over chunks (gradients) -----------------------------------------------------------
+constexpr int kEwThreads = 256;
+
+inline unsigned ew_blocks(int64_t total_chunks) {
+  int64_t want = (total_chunks + kEwThreads - 1) / kEwThreads;
+  int64_t cap = static_cast<int64_t>(device_sm_count()) * 16;
+  return static_cast<unsigned>(want < cap ? (want < 1 ? 1 : want) : cap);
+}
+
+}  // namespace maskpass
+}  // namespace sa2va

@@ -123,21 +123,17 @@ void run_case(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t r, f
   Buf xs_c(dtype, rows * r), y_c(dtype, rows * d_out), xs_g(dtype, rows * r), y_g(dtype, rows * d_out);
   lora_forward_cpu(x.ptr(), dtype, rows, d_in, d_out, r, A.ptr(), B.ptr(), bias ? bvec.ptr() : nullptr, scale,
                    multi ? index.data() : nullptr, na, scales.data(), p, dseed, doff, xs_c.ptr(), y_c.ptr());
-  std::vector<uint8_t> ws(static_cast<size_t>(lora_forward_workspace_cuda(dtype, rows, d_in, d_out, r, true)));
   lora_forward_cuda(x.ptr(), dtype, rows, d_in, d_out, r, A.ptr(), B.ptr(), bias ? bvec.ptr() : nullptr, scale,
-                    multi ? index.data() : nullptr, na, scales.data(), p, dseed, doff, xs_g.ptr(), y_g.ptr(),
-                    ws.data(), static_cast<int64_t>(ws.size()), nullptr);
+                    multi ? index.data() : nullptr, na, scales.data(), p, dseed, doff, xs_g.ptr(), y_g.ptr(), nullptr);
   expect_close("forward xs " + tag, xs_g, xs_c, tol_of(dtype));
   expect_close("forward y " + tag, y_g, y_c, tol_of(dtype));
 
-  // xs kept in the workspace (inference): y must not change
+  // xs kept in scratch (inference): y must not change
   {
     Buf y2(dtype, rows * d_out);
-    std::vector<uint8_t> ws2(static_cast<size_t>(lora_forward_workspace_cuda(dtype, rows, d_in, d_out, r, false)));
     lora_forward_cuda(x.ptr(), dtype, rows, d_in, d_out, r, A.ptr(), B.ptr(), bias ? bvec.ptr() : nullptr, scale,
-                      multi ? index.data() : nullptr, na, scales.data(), p, dseed, doff, nullptr, y2.ptr(),
-                      ws2.data(), static_cast<int64_t>(ws2.size()), nullptr);
-    expect_close("forward y (xs in workspace) " + tag, y2, y_g, 0.0);
+                      multi ? index.data() : nullptr, na, scales.data(), p, dseed, doff, nullptr, y2.ptr(), nullptr);
+    expect_close("forward y (xs in scratch) " + tag, y2, y_g, 0.0);
   }
   if (multi) return;
 
@@ -151,9 +147,8 @@ void run_case(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t r, f
   std::vector<float> gA_c = gA0, gB_c = gB0, gA_g = gA0, gB_g = gB0;
   lora_backward_cpu(x.ptr(), dy.ptr(), xs_c.ptr(), dtype, rows, d_in, d_out, r, A.ptr(), B.ptr(), scale, p, dseed,
                     doff, gA_c.data(), gB_c.data(), dx_c.ptr());
-  std::vector<uint8_t> wsb(static_cast<size_t>(lora_backward_workspace_cuda(dtype, rows, d_in, d_out, r)));
   lora_backward_cuda(x.ptr(), dy.ptr(), xs_c.ptr(), dtype, rows, d_in, d_out, r, A.ptr(), B.ptr(), scale, p, dseed,
-                     doff, gA_g.data(), gB_g.data(), dx_g.ptr(), wsb.data(), static_cast<int64_t>(wsb.size()), nullptr);
+                     doff, gA_g.data(), gB_g.data(), dx_g.ptr(), nullptr);
   for (size_t i = 0; i < gA_c.size(); ++i) { gA_c[i] -= gA0[i]; gA_g[i] -= gA0[i]; }
   for (size_t i = 0; i < gB_c.size(); ++i) { gB_c[i] -= gB0[i]; gB_g[i] -= gB0[i]; }
   expect_close_f("backward dA " + tag, gA_g, gA_c, tol_of(dtype));

@@ -13,7 +13,8 @@ FLAGS=(-std=c++17 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -W
 BIN="$OUT/lora_emu_test"
 newest=$(find "$SRC/lora" "$SRC/common" "$HERE" -type f -newer "$BIN" 2>/dev/null | head -1 || true)
 if [ ! -x "$BIN" ] || [ -n "$newest" ]; then
-  "$CXX" "${FLAGS[@]}" -x c++ "$SRC/lora/lora.cu" -x none "$SRC/lora/lora_cpu.cpp" "$SRC/common/runtime.cpp" \
+  "$CXX" "${FLAGS[@]}" -x c++ "$SRC/lora/lora.cu" "$SRC/common/workspace.cu" -x none "$SRC/lora/lora_cpu.cpp" \
+    "$SRC/common/runtime.cpp" \
     "$HERE/lora_emu_test.cpp" -o "$BIN"
 fi
 SA2VA_NUM_THREADS=${SA2VA_NUM_THREADS:-2} ASAN_OPTIONS=detect_leaks=0 "$BIN" "$@"

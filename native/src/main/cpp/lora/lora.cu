@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 #include "../common/cuda_check.cuh"
+#include "../common/workspace.h"
 #include "lora_dropout.h"
 
 namespace sa2va {
@@ -305,8 +306,8 @@ struct SkinnyArgs {
   int splits;
   int64_t k_per_split;
   int64_t m_tiles;
-  float* partial;  // [splits][m_tiles·BM][RP]
-  int* counters;   // [m_tiles], zero on entry, left zero
+  float* partial;      // [splits][m_tiles·BM][RP]
+  unsigned* counters;  // [m_tiles], zero on entry, left zero (common/workspace.h)
   int mode;
   void* out;
   int64_t out_ld;
@@ -461,9 +462,9 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
   __syncthreads();
   if (a.splits > 1) {
     if (threadIdx.x == 0) {
-      const int done = atomicAdd(&a.counters[tile], 1);
-      last_block = done == a.splits - 1;
-      if (last_block) a.counters[tile] = 0;  // ready for the next kernel of the call (stream order)
+      const unsigned done = atomicAdd(&a.counters[tile], 1u);
+      last_block = done == static_cast<unsigned>(a.splits - 1);
+      if (last_block) a.counters[tile] = 0u;  // ready for the next kernel on this stream
     }
     __syncthreads();
     if (!last_block) return;
@@ -680,7 +681,7 @@ __global__ void __launch_bounds__(kThreads) merge_kernel(T* __restrict__ w, int6
 }
 
 // ============================================================================================================
-// Host side: planning (shared by the workspace queries and the launches) and launch helpers.
+// Host side: planning of splits and scratch, and launch helpers.
 
 int rank_pad(int64_t r) {
   int rp = 16;
@@ -722,6 +723,8 @@ struct ForwardLayout {
   int64_t partial_off, xs_off, total;
 };
 
+// Scratch of one call inside the per-stream workspace (common/workspace.h): fp32 split-K partials, and xs when the
+// caller does not keep it (inference). Reused by the next call on the stream, which is ordered after this one.
 ForwardLayout forward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool has_xs) {
   ForwardLayout l;
   l.rp = rank_pad(rank);
@@ -738,6 +741,7 @@ struct BackwardLayout {
   int64_t tiles, ds_off, partial_off, total;
 };
 
+// ds = dY·B and the partials of the three split products (run one after another, so they share one region).
 BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank) {
   BackwardLayout l;
   const int64_t es = elem_size(dtype);
@@ -798,28 +802,6 @@ void launch_kernel(void (*kernel)(KArgs...), dim3 grid, cudaStream_t stream, con
   SA2VA_CUDA_CHECK_LAUNCH(name);
 }
 
-// Split-K tile counters, per device and stream, zero between kernels: the last block of each tile resets its
-// counter, so no memset launch is needed per call. Calls on one stream run in order, and different streams get
-// different counters. Grown geometrically; an outgrown buffer may still be in use by queued kernels, so it is kept.
-int* stream_counters(cudaStream_t stream, int64_t n) {
-  struct Buf { int* ptr; int64_t n; };
-  static std::mutex mu;
-  static std::map<std::pair<int, cudaStream_t>, Buf> bufs;
-  static std::vector<int*> outgrown;
-  int dev = 0;
-  SA2VA_CUDA_CHECK(cudaGetDevice(&dev));
-  std::lock_guard<std::mutex> lock(mu);
-  Buf& b = bufs[{dev, stream}];
-  if (b.n < n) {
-    if (b.ptr) outgrown.push_back(b.ptr);
-    const int64_t cap = std::max<int64_t>(4096, 2 * n);
-    void* p = nullptr;
-    SA2VA_CUDA_CHECK(cudaMalloc(&p, cap * sizeof(int)));
-    SA2VA_CUDA_CHECK(cudaMemsetAsync(p, 0, cap * sizeof(int), stream));
-    b = Buf{static_cast<int*>(p), cap};
-  }
-  return b.ptr;
-}
 
 // The three operand layouts in use: (rows, Aᵀ) shrink, (rows, B) ds, (columns, xs/ds) dA and dB.
 template <typename T, int RP>
@@ -876,10 +858,10 @@ template <typename T>
 void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
                    const void* A, const void* B, const void* bias, float scale, const int64_t* adapter_index,
                    int64_t n_adapters, const float* adapter_scales, float p, uint64_t seed, uint64_t offset,
-                   void* xs, void* y, void* ws, int64_t ws_bytes, cudaStream_t stream) {
+                   void* xs, void* y, cudaStream_t stream) {
   const ForwardLayout l = forward_layout(dtype, rows, d_in, rank, xs != nullptr);
-  SA2VA_CHECK_ARG(ws && ws_bytes >= l.total, "lora_forward_cuda: workspace of ", ws_bytes, " bytes, need ", l.total);
-  char* w = static_cast<char*>(ws);
+  const StreamWorkspace ws = stream_workspace(stream, static_cast<size_t>(l.shrink.m_tiles), static_cast<size_t>(l.total));
+  char* w = static_cast<char*>(ws.scratch);
   if (!xs) xs = w + l.xs_off;
   const uint32_t p16 = lora_dropout_p16(p);
 
@@ -891,7 +873,7 @@ void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t
   // the dropout rescale 1/(1-p') is folded into the row scale, so kept values are never rounded twice
   s.scale = (adapter_index ? 1.0f : scale) * lora_dropout_scale(p16);
   s.partial = reinterpret_cast<float*>(w + l.partial_off);
-  s.counters = stream_counters(stream, l.shrink.m_tiles);
+  s.counters = ws.counters;
   s.mode = kRows; s.out = xs; s.out_ld = rank;
   launch_skinny<T>(s, l.shrink, l.rp, stream);
 
@@ -907,14 +889,13 @@ void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t
 template <typename T>
 void backward_typed(const void* x, const void* dy, const void* xs, int dtype, int64_t rows, int64_t d_in,
                     int64_t d_out, int64_t rank, const void* A, const void* B, float scale, float p, uint64_t seed,
-                    uint64_t offset, float* gA, float* gB, void* dx, void* ws, int64_t ws_bytes,
-                    cudaStream_t stream) {
+                    uint64_t offset, float* gA, float* gB, void* dx, cudaStream_t stream) {
   const BackwardLayout l = backward_layout(dtype, rows, d_in, d_out, rank);
-  SA2VA_CHECK_ARG(ws && ws_bytes >= l.total, "lora_backward_cuda: workspace of ", ws_bytes, " bytes, need ", l.total);
-  char* w = static_cast<char*>(ws);
+  const StreamWorkspace ws = stream_workspace(stream, static_cast<size_t>(l.tiles), static_cast<size_t>(l.total));
+  char* w = static_cast<char*>(ws.scratch);
   void* ds = w + l.ds_off;
   float* partial = reinterpret_cast<float*>(w + l.partial_off);
-  int* counters = stream_counters(stream, l.tiles);
+  unsigned* counters = ws.counters;
   const uint32_t p16 = lora_dropout_p16(p);
   const float kscale = lora_dropout_scale(p16);
 
@@ -956,21 +937,10 @@ void backward_typed(const void* x, const void* dy, const void* xs, int dtype, in
 
 void lora_set_pdl(int mode) { g_pdl.store(mode < 0 ? -1 : (mode ? 1 : 0)); }
 
-int64_t lora_forward_workspace_cuda(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank, bool has_xs) {
-  check_cuda_args("lora_forward_workspace_cuda", dtype, rows, d_in, d_out, rank, 0.0f);
-  return forward_layout(dtype, rows, d_in, rank, has_xs).total;
-}
-
-int64_t lora_backward_workspace_cuda(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank) {
-  check_cuda_args("lora_backward_workspace_cuda", dtype, rows, d_in, d_out, rank, 0.0f);
-  return backward_layout(dtype, rows, d_in, d_out, rank).total;
-}
-
 void lora_forward_cuda(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
                        const void* lora_a, const void* lora_b, const void* bias, float scale,
                        const int64_t* adapter_index, int64_t n_adapters, const float* adapter_scales,
-                       float dropout_p, uint64_t seed, uint64_t offset, void* xs, void* y,
-                       void* workspace, int64_t workspace_bytes, cudaStream_t stream) {
+                       float dropout_p, uint64_t seed, uint64_t offset, void* xs, void* y, cudaStream_t stream) {
   const char* fn = "lora_forward_cuda";
   SA2VA_CHECK_ARG(x && lora_a && lora_b && y, fn, ": null pointer");
   check_cuda_args(fn, dtype, rows, d_in, d_out, rank, dropout_p);
@@ -980,7 +950,7 @@ void lora_forward_cuda(const void* x, int dtype, int64_t rows, int64_t d_in, int
 #define SA2VA_LORA_FWD(DT, T)                                                                                    \
   case DT:                                                                                                       \
     forward_typed<T>(x, dtype, rows, d_in, d_out, rank, lora_a, lora_b, bias, scale, adapter_index, n_adapters, \
-                     adapter_scales, dropout_p, seed, offset, xs, y, workspace, workspace_bytes, stream);        \
+                     adapter_scales, dropout_p, seed, offset, xs, y, stream);                                      \
     break;
     SA2VA_LORA_FWD(F32, float)
     SA2VA_LORA_FWD(F16, __half)
@@ -993,7 +963,7 @@ void lora_forward_cuda(const void* x, int dtype, int64_t rows, int64_t d_in, int
 void lora_backward_cuda(const void* x, const void* dy, const void* xs, int dtype, int64_t rows, int64_t d_in,
                         int64_t d_out, int64_t rank, const void* lora_a, const void* lora_b, float scale,
                         float dropout_p, uint64_t seed, uint64_t offset, float* grad_a, float* grad_b, void* dx,
-                        void* workspace, int64_t workspace_bytes, cudaStream_t stream) {
+                        cudaStream_t stream) {
   const char* fn = "lora_backward_cuda";
   SA2VA_CHECK_ARG(x && dy && xs && lora_a && lora_b && grad_a && grad_b && dx, fn, ": null pointer");
   check_cuda_args(fn, dtype, rows, d_in, d_out, rank, dropout_p);
@@ -1001,7 +971,7 @@ void lora_backward_cuda(const void* x, const void* dy, const void* xs, int dtype
 #define SA2VA_LORA_BWD(DT, T)                                                                                   \
   case DT:                                                                                                      \
     backward_typed<T>(x, dy, xs, dtype, rows, d_in, d_out, rank, lora_a, lora_b, scale, dropout_p, seed, offset, \
-                      grad_a, grad_b, dx, workspace, workspace_bytes, stream);                                  \
+                      grad_a, grad_b, dx, stream);                                                              \
     break;
     SA2VA_LORA_BWD(F32, float)
     SA2VA_LORA_BWD(F16, __half)
@@ -1034,16 +1004,12 @@ void lora_merge_cuda(void* w, int dtype, int64_t d_out, int64_t d_in, int64_t ra
 
 namespace sa2va {
 void lora_set_pdl(int) {}
-int64_t lora_forward_workspace_cuda(int, int64_t, int64_t, int64_t, int64_t, bool) { fail_no_cuda("lora_forward_workspace_cuda"); }
-int64_t lora_backward_workspace_cuda(int, int64_t, int64_t, int64_t, int64_t) { fail_no_cuda("lora_backward_workspace_cuda"); }
 void lora_forward_cuda(const void*, int, int64_t, int64_t, int64_t, int64_t, const void*, const void*, const void*, float,
-                       const int64_t*, int64_t, const float*, float, uint64_t, uint64_t, void*, void*, void*, int64_t,
-                       cudaStream_t) {
+                       const int64_t*, int64_t, const float*, float, uint64_t, uint64_t, void*, void*, cudaStream_t) {
   fail_no_cuda("lora_forward_cuda");
 }
 void lora_backward_cuda(const void*, const void*, const void*, int, int64_t, int64_t, int64_t, int64_t, const void*,
-                        const void*, float, float, uint64_t, uint64_t, float*, float*, void*, void*, int64_t,
-                        cudaStream_t) {
+                        const void*, float, float, uint64_t, uint64_t, float*, float*, void*, cudaStream_t) {
   fail_no_cuda("lora_backward_cuda");
 }
 void lora_merge_cuda(void*, int, int64_t, int64_t, int64_t, const float*, const float*, float, cudaStream_t) {

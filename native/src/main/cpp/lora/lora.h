@@ -28,7 +28,7 @@ constexpr int64_t kLoraMaxRank = 256;
 
 // Forward of the LoRA part, written into y (the caller then adds x·Wᵀ into y):
 //   xs[t,j] = s_t · Σ_k drop(x)[t,k]·A[j,k]       (rows x r, dtype; saved for backward; may be null on CUDA for
-//                                                   inference, then kept in the workspace)
+//                                                   inference, then kept in scratch)
 //   y[t,n]  = Σ_j xs[t,j]·B[n,j] + bias[n]         (bias may be null)
 // s_t = scale (single adapter) or adapter_scales[adapter_index[t]].
 void lora_forward_cpu(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
@@ -36,16 +36,12 @@ void lora_forward_cpu(const void* x, int dtype, int64_t rows, int64_t d_in, int6
                       const int64_t* adapter_index, int64_t n_adapters, const float* adapter_scales,
                       float dropout_p, uint64_t seed, uint64_t offset, void* xs, void* y);
 
-// Bytes of scratch lora_forward_cuda needs on the current device (depends on its SM count).
-int64_t lora_forward_workspace_cuda(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
-                                    bool has_xs);
-// Device pointers; runs on `stream` without host synchronisation. `workspace` must stay alive until the
-// stream has run the launches (torch's caching allocator on the same stream guarantees that).
+// Device pointers; runs on `stream` without host synchronisation. Scratch (split-K partials, and xs when null) comes
+// from the library's per-stream workspace (common/workspace.h), which grows to the largest call seen on the stream.
 void lora_forward_cuda(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
                        const void* lora_a, const void* lora_b, const void* bias, float scale,
                        const int64_t* adapter_index, int64_t n_adapters, const float* adapter_scales,
-                       float dropout_p, uint64_t seed, uint64_t offset, void* xs, void* y,
-                       void* workspace, int64_t workspace_bytes, cudaStream_t stream);
+                       float dropout_p, uint64_t seed, uint64_t offset, void* xs, void* y, cudaStream_t stream);
 
 // Backward of the LoRA part with W frozen (single adapter), given dY [rows, d_out] and xs from the forward:
 //   ds     = dY·B                                   [rows, r]   (scratch)
@@ -56,11 +52,10 @@ void lora_backward_cpu(const void* x, const void* dy, const void* xs, int dtype,
                        int64_t d_out, int64_t rank, const void* lora_a, const void* lora_b, float scale,
                        float dropout_p, uint64_t seed, uint64_t offset, void* grad_a, void* grad_b, void* dx);
 
-int64_t lora_backward_workspace_cuda(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank);
 void lora_backward_cuda(const void* x, const void* dy, const void* xs, int dtype, int64_t rows, int64_t d_in,
                         int64_t d_out, int64_t rank, const void* lora_a, const void* lora_b, float scale,
                         float dropout_p, uint64_t seed, uint64_t offset, float* grad_a, float* grad_b, void* dx,
-                        void* workspace, int64_t workspace_bytes, cudaStream_t stream);
+                        cudaStream_t stream);
 
 // Merge for deployment: W[n,k] += scale·Σ_j B[n,j]·A[j,k] (unmerge: pass -scale). W has `dtype`; A and B have
 // `adapter_dtype` (F32, or F64 with an F64 W on the CPU), so merging from fp32 master weights rounds only once.

@@ -183,6 +183,7 @@ inline void check_aligned(const void* p, size_t bytes, const char* what) {
 inline void __threadfence() {}
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int atomicAdd(int* p, int v) { int old = *p; *p += v; return old; }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { unsigned old = *p; *p += v; return old; }
 inline uint4 __ldg(const uint4* p) { emu::check_aligned(p, 16, "__ldg(uint4)"); return *p; }
 template <typename T> inline T __ldg(const T* p) { return *p; }
 template <typename T> inline T __ldcg(const T* p) { return *p; }

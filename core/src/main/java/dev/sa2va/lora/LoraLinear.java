@@ -40,7 +40,7 @@ public final class LoraLinear implements AutoCloseable {
     private final double dropout;
     private final long seed;
     private final ScalarType dtype, masterType;
-    private final LoraOps.Target target;
+    private final int device;  // CUDA index, -1 = CPU
     private Tensor aCompute, bCompute;
     private long aVersion = Long.MIN_VALUE, bVersion = Long.MIN_VALUE;
     private Tensor gradA, gradB;
@@ -73,7 +73,7 @@ public final class LoraLinear implements AutoCloseable {
         this.dropout = b.dropout;
         this.seed = b.seed;
         this.masterType = LoraOps.gradType(dtype);
-        this.target = LoraOps.Target.of(weight).retain();
+        this.device = dev.sa2va.core.KernelCall.deviceIndex(weight);
         if (b.loraA != null) {
             TensorCheck.of("lora_A", b.loraA).dtype(LoraOps.LAYER_TYPES).shape(rank, dIn);
             TensorCheck.of("lora_B", b.loraB).dtype(LoraOps.LAYER_TYPES).shape(dOut, rank);
@@ -202,12 +202,12 @@ public final class LoraLinear implements AutoCloseable {
 
     /** Inference forward: no dropout; after {@link #merge()} a plain linear layer. */
     public Tensor forward(Tensor x) {
-        long rows = LoraOps.checkInput("x", x, weight, dIn);
+        long rows = LoraOps.checkInput("x", x, weight, device, dIn);
         if (merged) {
             return bias == null ? torch.linear(x, weight) : torch.linear(x, weight, bias);
         }
         return LoraOps.forwardChecked(x, weight, weightT, bias, computeA(), computeB(), scaling(), 0.0, seed, 0, false,
-                rows, dIn, dOut, rank, target).y();
+                rows, dIn, dOut, rank, device).y();
     }
 
     /** Training forward with dropout; keep the result for {@link #backward}. */
@@ -215,11 +215,11 @@ public final class LoraLinear implements AutoCloseable {
         if (merged) {
             throw new IllegalStateException("the adapter is merged into the weight: unmerge() before training");
         }
-        long rows = LoraOps.checkInput("x", x, weight, dIn);
+        long rows = LoraOps.checkInput("x", x, weight, device, dIn);
         Tensor a = computeA(), b = computeB();
         long offset = nextOffset++;
         LoraOps.Forward f = LoraOps.forwardChecked(x, weight, weightT, bias, a, b, scaling(), dropout, seed, offset, true,
-                rows, dIn, dOut, rank, target);
+                rows, dIn, dOut, rank, device);
         // own wrappers (sharing storage): the saved state lives as long as the step's scope, independent of the
         // caller closing x and of the layer replacing its compute copies after an optimizer step
         return new Saved(this, f.y(), new Tensor(x), f.xs(), new Tensor(a), new Tensor(b), offset);
@@ -239,9 +239,9 @@ public final class LoraLinear implements AutoCloseable {
         }
         long rows = saved.input.numel() / dIn;
         ensureGrads();
-        LoraOps.checkBackwardArgs(saved.input, dy, saved.xs, weight, gradA, gradB, rows, dIn, dOut, rank);
+        LoraOps.checkBackwardArgs(saved.input, dy, saved.xs, weight, device, gradA, gradB, rows, dIn, dOut, rank);
         return LoraOps.backwardChecked(saved.input, dy, saved.xs, weight, saved.a, saved.b, scaling(), dropout, seed,
-                saved.offset, gradA, gradB, rows, dIn, dOut, rank, target);
+                saved.offset, gradA, gradB, rows, dIn, dOut, rank, device);
     }
 
     // ---- merge for deployment ----------------------------------------------------------------------------------
@@ -407,6 +407,5 @@ public final class LoraLinear implements AutoCloseable {
         for (Tensor t : new Tensor[] {aCompute, bCompute, gradA, gradB, loraA, loraB, weightT}) {
             LoraOps.release(t);
         }
-        target.release();
     }
 }

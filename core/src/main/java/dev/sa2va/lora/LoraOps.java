@@ -1,16 +1,13 @@
 package dev.sa2va.lora;
 
-import dev.sa2va.core.CudaStreams;
 import dev.sa2va.core.Devices;
+import dev.sa2va.core.KernelCall;
 import dev.sa2va.core.TensorCheck;
 import dev.sa2va.core.Torch;
 import dev.sa2va.kernels.LoraKernels;
 import java.util.Arrays;
 import org.bytedeco.javacpp.Pointer;
-import org.bytedeco.pytorch.Device;
-import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -36,8 +33,6 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class LoraOps {
     /** Largest rank the kernels support. */
     public static final int MAX_RANK = 256;
-
-    private static final MemoryFormatOptional NO_FORMAT = new MemoryFormatOptional();
 
     private LoraOps() {
     }
@@ -106,15 +101,15 @@ public final class LoraOps {
         }
     }
 
-    /** x against an already validated layer; returns the row count. */
-    static long checkInput(String name, Tensor x, Tensor weight, long dIn) {
+    /** x against an already validated layer on device {@code dev}; returns the row count. */
+    static long checkInput(String name, Tensor x, Tensor weight, int dev, long dIn) {
         TensorCheck c = TensorCheck.of(name, x).minDims(1).nonEmpty();
         ScalarType dt = Torch.dtype(weight);
         if (Torch.dtype(x) != dt) {
             throw new IllegalArgumentException(name + ": dtype " + TensorCheck.dtypeName(Torch.dtype(x))
                     + " does not match the layer's " + TensorCheck.dtypeName(dt));
         }
-        sameDevice(name, x, weight);
+        sameDevice(name, x, dev);
         c.contiguous();
         long last = x.size(x.dim() - 1);
         if (last != dIn) {
@@ -124,28 +119,9 @@ public final class LoraOps {
         return x.numel() / dIn;
     }
 
-    /**
-     * Same device as the layer's weight. With at most one CUDA device the index is implied by is_cuda(), which saves
-     * creating two Device objects per call (a few microseconds of host time each through JavaCPP).
-     */
-    static void sameDevice(String name, Tensor t, Tensor weight) {
-        boolean tc = t.is_cuda(), wc = weight.is_cuda();
-        if (tc == wc && (!tc || cudaDevices() <= 1)) {
-            if (!tc && !t.is_cpu()) {
-                TensorCheck.of(name, t).cpuOrCuda();
-            }
-            return;
-        }
-        TensorCheck.of(name, t).cpuOrCuda().sameDevice("weight", weight);
-    }
-
-    private static int cudaDevices = -1;
-
-    private static int cudaDevices() {
-        if (cudaDevices < 0) {
-            cudaDevices = Devices.torchCudaAvailable() ? (int) torch.cuda_device_count() : 0;
-        }
-        return cudaDevices;
+    /** Same device as the layer's weight (device index from {@link KernelCall#deviceIndex}, -1 = CPU). */
+    static void sameDevice(String name, Tensor t, int weightDevice) {
+        KernelCall.requireDevice(name, t, "weight", weightDevice);
     }
 
     static long[] withLast(Tensor x, long last) {
@@ -156,43 +132,6 @@ public final class LoraOps {
 
     static Tensor as2d(Tensor t, long rows, long cols) {
         return t.dim() == 2 ? t : t.view(rows, cols);
-    }
-
-    static Tensor empty(TensorOptions options, long... shape) {
-        return torch.empty(shape, options, NO_FORMAT);
-    }
-
-    /**
-     * Device and allocation options of one layer. Creating them costs a few microseconds of host time per object
-     * through JavaCPP, as much as the GPU needs for a small LoRA kernel, so layers build them once.
-     */
-    static final class Target {
-        final Device device;
-        final TensorOptions options, bytes;
-
-        Target(Device device, ScalarType dtype) {
-            this.device = device;
-            this.options = Torch.options(dtype, device);
-            this.bytes = Torch.options(ScalarType.Byte, device);
-        }
-
-        static Target of(Tensor t) {
-            return new Target(t.device(), Torch.dtype(t));
-        }
-
-        /** For long-lived owners: survive the caller's PointerScope (undo with {@link #release()}). */
-        Target retain() {
-            device.retainReference();
-            options.retainReference();
-            bytes.retainReference();
-            return this;
-        }
-
-        void release() {
-            device.releaseReference();
-            options.releaseReference();
-            bytes.releaseReference();
-        }
     }
 
     /**
@@ -227,31 +166,28 @@ public final class LoraOps {
         long[] d = checkLayer(weight, bias, a, b);
         checkScale(scale, "scale");
         checkDropout(p);
-        long rows = checkInput("x", x, weight, d[0]);
+        int dev = KernelCall.deviceIndex(weight);
+        long rows = checkInput("x", x, weight, dev, d[0]);
         return forwardChecked(x, weight, weight.t(), bias, a, b, scale, p, seed, offset, keepXs, rows, d[0], d[1], d[2],
-                Target.of(weight));
+                dev);
     }
 
     /** {@link #forward} after validation; {@code weightT} is {@code weight.t()} (cached by callers). */
     static Forward forwardChecked(Tensor x, Tensor weight, Tensor weightT, Tensor bias, Tensor a, Tensor b,
                                   double scale, double p, long seed, long offset, boolean keepXs, long rows, long dIn,
-                                  long dOut, long rank, Target target) {
-        int dt = TensorCheck.nativeDType(Torch.dtype(x));
-        TensorOptions opts = target.options;
-        Tensor y = empty(opts, withLast(x, dOut));
-        Tensor xs = keepXs ? empty(opts, rows, rank) : null;
+                                  long dOut, long rank, int dev) {
+        ScalarType st = Torch.dtype(x);
+        int dt = TensorCheck.nativeDType(st);
+        Tensor y = KernelCall.empty(st, dev, withLast(x, dOut));
+        Tensor xs = keepXs ? KernelCall.empty(st, dev, rows, rank) : null;
         Pointer biasPtr = bias == null ? null : bias.data_ptr();
-        if (x.is_cuda()) {
-            Pointer stream = CudaStreams.prepareLaunch(target.device, "lora_forward_cuda");
-            long wsBytes = LoraKernels.lora_forward_workspace_cuda(dt, rows, dIn, dOut, rank, xs != null);
-            Tensor ws = empty(target.bytes, wsBytes);
+        if (dev >= 0) {
+            Pointer stream = KernelCall.stream(dev, "lora_forward_cuda");
             LoraKernels.lora_forward_cuda(x.data_ptr(), dt, rows, dIn, dOut, rank, a.data_ptr(), b.data_ptr(), biasPtr,
                     (float) scale, null, 0, null, (float) p, seed, offset, xs == null ? null : xs.data_ptr(),
-                    y.data_ptr(), ws.data_ptr(), wsBytes, stream);
-            // torch's allocator reuses freed blocks only in stream order, so the launches above stay safe
-            ws.close();
+                    y.data_ptr(), stream);
         } else {
-            Tensor xsCpu = xs != null ? xs : empty(opts, rows, rank);
+            Tensor xsCpu = xs != null ? xs : KernelCall.empty(st, dev, rows, rank);
             LoraKernels.lora_forward_cpu(x.data_ptr(), dt, rows, dIn, dOut, rank, a.data_ptr(), b.data_ptr(), biasPtr,
                     (float) scale, null, 0, null, (float) p, seed, offset, xsCpu.data_ptr(), y.data_ptr());
             if (xs == null) {
@@ -272,48 +208,47 @@ public final class LoraOps {
         long[] d = checkLayer(weight, null, a, b);
         checkScale(scale, "scale");
         checkDropout(p);
-        long rows = checkInput("x", x, weight, d[0]);
-        checkBackwardArgs(x, dy, xs, weight, gradA, gradB, rows, d[0], d[1], d[2]);
+        int dev = KernelCall.deviceIndex(weight);
+        long rows = checkInput("x", x, weight, dev, d[0]);
+        checkBackwardArgs(x, dy, xs, weight, dev, gradA, gradB, rows, d[0], d[1], d[2]);
         return backwardChecked(x, dy, xs, weight, a, b, scale, p, seed, offset, gradA, gradB, rows, d[0], d[1], d[2],
-                Target.of(weight));
+                dev);
     }
 
     static ScalarType gradType(ScalarType layer) {
         return layer == ScalarType.Double ? ScalarType.Double : ScalarType.Float;
     }
 
-    static void checkBackwardArgs(Tensor x, Tensor dy, Tensor xs, Tensor weight, Tensor gradA, Tensor gradB, long rows,
-                                  long dIn, long dOut, long rank) {
+    static void checkBackwardArgs(Tensor x, Tensor dy, Tensor xs, Tensor weight, int dev, Tensor gradA, Tensor gradB,
+                                  long rows, long dIn, long dOut, long rank) {
         ScalarType dt = Torch.dtype(weight);
         TensorCheck.of("dY", dy).dtype(dt).contiguous();
-        sameDevice("dY", dy, weight);
+        sameDevice("dY", dy, dev);
         long[] want = withLast(x, dOut);
         if (!Arrays.equals(TensorCheck.shapeOf(dy), want)) {
             throw new IllegalArgumentException("dY: shape " + TensorCheck.shapeString(dy) + " does not match the output shape "
                     + Arrays.toString(want));
         }
         TensorCheck.of("xs", xs).dtype(dt).shape(rows, rank).contiguous();
-        sameDevice("xs", xs, weight);
+        sameDevice("xs", xs, dev);
         ScalarType gt = gradType(dt);
         TensorCheck.of("gradA", gradA).dtype(gt).shape(rank, dIn).contiguous();
-        sameDevice("gradA", gradA, weight);
+        sameDevice("gradA", gradA, dev);
         TensorCheck.of("gradB", gradB).dtype(gt).shape(dOut, rank).contiguous();
-        sameDevice("gradB", gradB, weight);
+        sameDevice("gradB", gradB, dev);
     }
 
     static Tensor backwardChecked(Tensor x, Tensor dy, Tensor xs, Tensor weight, Tensor a, Tensor b, double scale,
                                   double p, long seed, long offset, Tensor gradA, Tensor gradB, long rows, long dIn,
-                                  long dOut, long rank, Target target) {
-        int dt = TensorCheck.nativeDType(Torch.dtype(x));
-        Tensor dx = empty(target.options, TensorCheck.shapeOf(x));
-        if (x.is_cuda()) {
-            Pointer stream = CudaStreams.prepareLaunch(target.device, "lora_backward_cuda");
-            long wsBytes = LoraKernels.lora_backward_workspace_cuda(dt, rows, dIn, dOut, rank);
-            Tensor ws = empty(target.bytes, wsBytes);
+                                  long dOut, long rank, int dev) {
+        ScalarType st = Torch.dtype(x);
+        int dt = TensorCheck.nativeDType(st);
+        Tensor dx = KernelCall.empty(st, dev, TensorCheck.shapeOf(x));
+        if (dev >= 0) {
+            Pointer stream = KernelCall.stream(dev, "lora_backward_cuda");
             LoraKernels.lora_backward_cuda(x.data_ptr(), dy.data_ptr(), xs.data_ptr(), dt, rows, dIn, dOut, rank,
                     a.data_ptr(), b.data_ptr(), (float) scale, (float) p, seed, offset, gradA.data_ptr(),
-                    gradB.data_ptr(), dx.data_ptr(), ws.data_ptr(), wsBytes, stream);
-            ws.close();
+                    gradB.data_ptr(), dx.data_ptr(), stream);
         } else {
             LoraKernels.lora_backward_cpu(x.data_ptr(), dy.data_ptr(), xs.data_ptr(), dt, rows, dIn, dOut, rank,
                     a.data_ptr(), b.data_ptr(), (float) scale, (float) p, seed, offset, gradA.data_ptr(),
@@ -349,7 +284,8 @@ public final class LoraOps {
         TensorCheck.of("lora_A", as).shape(n, rank, dIn);
         TensorCheck.of("lora_B", bs).dtype(dt).shape(n, dOut, rank).sameDevice("weight", weight).contiguous();
         TensorCheck.of("scales", scales).dtype(ScalarType.Float).shape(n).sameDevice("weight", weight).contiguous();
-        long rows = checkInput("x", x, weight, dIn);
+        int dev = KernelCall.deviceIndex(weight);
+        long rows = checkInput("x", x, weight, dev, dIn);
         TensorCheck.of("adapter_index", index).dtype(ScalarType.Long, ScalarType.Int).sameDevice("x", x);
         long[] lead = Arrays.copyOf(TensorCheck.shapeOf(x), (int) x.dim() - 1);
         if (!Arrays.equals(TensorCheck.shapeOf(index), lead) && !(index.dim() == 1 && index.size(0) == rows)) {
@@ -362,20 +298,15 @@ public final class LoraOps {
             throw new IllegalArgumentException("adapter_index: values must be in [-1, " + (n - 1) + "] (-1 = no adapter), got ["
                     + lo + ", " + hi + "]");
         }
-        TensorOptions opts = Torch.options(dt, x.device());
         int ndt = TensorCheck.nativeDType(dt);
-        Tensor y = empty(opts, withLast(x, dOut));
+        Tensor y = KernelCall.empty(dt, dev, withLast(x, dOut));
         Pointer biasPtr = bias == null ? null : bias.data_ptr();
-        if (x.is_cuda()) {
-            Pointer stream = CudaStreams.prepareLaunch(weight.device(), "lora_forward_cuda");
-            long wsBytes = LoraKernels.lora_forward_workspace_cuda(ndt, rows, dIn, dOut, rank, false);
-            Tensor ws = torch.empty(new long[] {wsBytes}, Torch.options(ScalarType.Byte, x.device()), NO_FORMAT);
+        if (dev >= 0) {
+            Pointer stream = KernelCall.stream(dev, "lora_forward_cuda");
             LoraKernels.lora_forward_cuda(x.data_ptr(), ndt, rows, dIn, dOut, rank, as.data_ptr(), bs.data_ptr(),
-                    biasPtr, 1f, idx.data_ptr(), n, scales.data_ptr(), 0f, 0, 0, null, y.data_ptr(), ws.data_ptr(),
-                    wsBytes, stream);
-            ws.close();
+                    biasPtr, 1f, idx.data_ptr(), n, scales.data_ptr(), 0f, 0, 0, null, y.data_ptr(), stream);
         } else {
-            Tensor xs = empty(opts, rows, rank);
+            Tensor xs = KernelCall.empty(dt, dev, rows, rank);
             LoraKernels.lora_forward_cpu(x.data_ptr(), ndt, rows, dIn, dOut, rank, as.data_ptr(), bs.data_ptr(), biasPtr,
                     1f, idx.data_ptr(), n, scales.data_ptr(), 0f, 0, 0, xs.data_ptr(), y.data_ptr());
             xs.close();
@@ -408,7 +339,7 @@ public final class LoraOps {
         }
         int ndt = TensorCheck.nativeDType(dt);
         if (weight.is_cuda()) {
-            Pointer stream = CudaStreams.prepareLaunch(weight.device(), "lora_merge_cuda");
+            Pointer stream = KernelCall.stream(KernelCall.deviceIndex(weight), "lora_merge_cuda");
             LoraKernels.lora_merge_cuda(weight.data_ptr(), ndt, dOut, dIn, rank, a.data_ptr(), b.data_ptr(),
                     (float) scale, stream);
         } else {

@@ -30,12 +30,6 @@ public class LoraKernels {
                                                @Cast("uint64_t") long seed, @Cast("uint64_t") long offset, Pointer xs,
                                                Pointer y);
 
-    public static native @Cast("int64_t") long lora_forward_workspace_cuda(int dtype, @Cast("int64_t") long rows,
-                                                                            @Cast("int64_t") long dIn,
-                                                                            @Cast("int64_t") long dOut,
-                                                                            @Cast("int64_t") long rank,
-                                                                            @Cast("bool") boolean hasXs);
-
     public static native void lora_forward_cuda(@Const Pointer x, int dtype, @Cast("int64_t") long rows,
                                                 @Cast("int64_t") long dIn, @Cast("int64_t") long dOut,
                                                 @Cast("int64_t") long rank, @Const Pointer loraA, @Const Pointer loraB,
@@ -44,8 +38,7 @@ public class LoraKernels {
                                                 @Cast("int64_t") long nAdapters,
                                                 @Cast("const float*") Pointer adapterScales, float dropoutP,
                                                 @Cast("uint64_t") long seed, @Cast("uint64_t") long offset, Pointer xs,
-                                                Pointer y, Pointer workspace, @Cast("int64_t") long workspaceBytes,
-                                                @Cast("cudaStream_t") Pointer stream);
+                                                Pointer y, @Cast("cudaStream_t") Pointer stream);
 
     public static native void lora_backward_cpu(@Const Pointer x, @Const Pointer dy, @Const Pointer xs, int dtype,
                                                 @Cast("int64_t") long rows, @Cast("int64_t") long dIn,
@@ -54,19 +47,13 @@ public class LoraKernels {
                                                 @Cast("uint64_t") long seed, @Cast("uint64_t") long offset,
                                                 Pointer gradA, Pointer gradB, Pointer dx);
 
-    public static native @Cast("int64_t") long lora_backward_workspace_cuda(int dtype, @Cast("int64_t") long rows,
-                                                                             @Cast("int64_t") long dIn,
-                                                                             @Cast("int64_t") long dOut,
-                                                                             @Cast("int64_t") long rank);
-
     public static native void lora_backward_cuda(@Const Pointer x, @Const Pointer dy, @Const Pointer xs, int dtype,
                                                  @Cast("int64_t") long rows, @Cast("int64_t") long dIn,
                                                  @Cast("int64_t") long dOut, @Cast("int64_t") long rank,
                                                  @Const Pointer loraA, @Const Pointer loraB, float scale,
                                                  float dropoutP, @Cast("uint64_t") long seed,
                                                  @Cast("uint64_t") long offset, @Cast("float*") Pointer gradA,
-                                                 @Cast("float*") Pointer gradB, Pointer dx, Pointer workspace,
-                                                 @Cast("int64_t") long workspaceBytes,
+                                                 @Cast("float*") Pointer gradB, Pointer dx,
                                                  @Cast("cudaStream_t") Pointer stream);
 
     public static native void lora_merge_cpu(Pointer w, int dtype, @Cast("int64_t") long dOut,

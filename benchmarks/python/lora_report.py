@@ -16,6 +16,7 @@ Plain Python (no numpy), so it runs anywhere.
 """
 import argparse
 import json
+import os
 import sys
 
 
@@ -124,7 +125,9 @@ def main():
             print(f"| {d_in}x{d_out} | {rank} | {fmt(w)} | {fmt(us)} | {fmt(us - w if w else None)} |")
         print()
 
-    if a.jmh:
+    if a.jmh and not os.path.exists(a.jmh):
+        print(f"(no JMH results: {a.jmh} not found)\n")
+    elif a.jmh:
         jmh = json.load(open(a.jmh))
         j = {}
         for b in jmh:

@@ -41,26 +41,6 @@ public final class LoraOps {
     public record Forward(Tensor y, Tensor xs) {
     }
 
-    /** The shape facts of one call, validated. */
-    static final class Dims {
-        final long rows, dIn, dOut, rank;
-        final ScalarType dtype;
-        final int nativeDtype;
-        final boolean cuda;
-        final Device device;
-
-        Dims(long rows, long dIn, long dOut, long rank, ScalarType dtype, boolean cuda, Device device) {
-            this.rows = rows;
-            this.dIn = dIn;
-            this.dOut = dOut;
-            this.rank = rank;
-            this.dtype = dtype;
-            this.nativeDtype = TensorCheck.nativeDType(dtype);
-            this.cuda = cuda;
-            this.device = device;
-        }
-    }
-
     static final ScalarType[] LAYER_TYPES = {ScalarType.Float, ScalarType.Half, ScalarType.BFloat16, ScalarType.Double};
 
     /** Validates the frozen layer and the adapter; returns (d_in, d_out, rank). */

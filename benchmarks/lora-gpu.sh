@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Issue 3 (fused LoRA) on the GPU host, from the repo root, after .ci/gpu/stage.sh and `bash .gpu/host.sh unpack`:
+#   OUT=<dir> bash benchmarks/lora-gpu.sh [all|tests|bench|profile]
+# Writes into $OUT: gpu.txt, lora-tests.txt, lora-device.jsonl, lora-baselines.jsonl, jmh-lora.json, lora-bench.log,
+# lora-report.md (the tables for benchmarks/RESULTS.md); `profile` writes lora-ncu.txt instead. Every step has its
+# own time limit, so one hang cannot eat the budget; a failed step is reported and the next one still runs.
+# Expected on an H100: all ~3 min (tests ~40 s, device times ~35 s, PyTorch ~50 s, JMH ~45 s); profile ~40 s.
+# Results are written as they come (one JSON line per point), so a step cut short still leaves its data.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:?set OUT to the output directory}
+mkdir -p "$OUT"
+what=${1:-all}
+step() {  # step SECONDS LOGFILE COMMAND...
+  local limit=$1 log=$2; shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@" >> "$log" 2>&1
+  local rc=$?
+  echo "[lora-gpu] $* -> rc $rc in $((SECONDS - t0)) s" | tee -a "$log"
+}
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv > "$OUT/gpu.txt" 2>&1 || true
+git log -1 --format='commit %H %s' >> "$OUT/gpu.txt" 2>/dev/null || true
+case "$what" in
+  all|tests)
+    step 90 "$OUT/lora-tests.txt" bash .gpu/host.sh tests --include-classname '.*Lora.*Test' ;;
+esac
+case "$what" in
+  all|bench)
+    step 75 "$OUT/lora-bench.log" bash .gpu/host.sh java dev.sa2va.bench.LoraDeviceTimes "$OUT/lora-device.jsonl"
+    step 90 "$OUT/lora-bench.log" python3 benchmarks/python/lora_baselines.py "$OUT/lora-baselines.jsonl"
+    # T = 4096 only, to stay within the 4-minute budget (LoraDeviceTimes covers T = 2600; drop -p tokens=4096 for
+    # the host-inclusive T = 2600 numbers, ~45 s more)
+    step 100 "$OUT/lora-bench.log" bash .gpu/host.sh bench 'Lora(Base)?Bench\.' -f 0 -wi 1 -i 2 -w 100ms -r 200ms \
+      -p tokens=4096 -rf json -rff "$OUT/jmh-lora.json"
+    step 30 "$OUT/lora-bench.log" sh -c "python3 benchmarks/python/lora_report.py --device '$OUT/lora-device.jsonl' \
+      --baselines '$OUT/lora-baselines.jsonl' --jmh '$OUT/jmh-lora.json' > '$OUT/lora-report.md'" ;;
+esac
+case "$what" in
+  profile)
+    # one training step at d = 4096, r = 16, T = 4096: duration, DRAM and SM throughput of each of our kernels and of
+    # the cuBLAS GEMMs (the 5th step; the first four warm up)
+    step 150 "$OUT/lora-ncu.txt" ncu --target-processes all --launch-skip 50 --launch-count 24 \
+      --section SpeedOfLight bash .gpu/host.sh java dev.sa2va.bench.LoraDeviceTimes --one 4096 4096 16 4096 ;;
+esac

@@ -1,0 +1,199 @@
+package dev.sa2va.bench;
+
+import dev.sa2va.core.CudaStreams;
+import dev.sa2va.core.Torch;
+import dev.sa2va.kernels.BenchKernels;
+import dev.sa2va.kernels.LoraKernels;
+import dev.sa2va.lora.LoraLinear;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.cuda.CUDAEvent;
+import org.bytedeco.pytorch.cuda.CUDAStream;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+import org.bytedeco.pytorch.global.torch_cuda;
+
+/**
+ * Device time per call of the LoRA layer and of the frozen layer on issue 3's grid, for the ratios against the
+ * base GEMM and against the PyTorch baselines (benchmarks/python/lora_baselines.py measures the same way).
+ *
+ * <p>Method: a GPU sleep kernel gives the host a head start, then CUDA events bracket {@value #REPS} calls, so
+ * (end - start) / {@value #REPS} is time on the GPU without host launch gaps; median of {@value #REPEATS} such
+ * repetitions after warm-up. JMH ({@link LoraBench}) gives the host-inclusive time of the same calls.
+ *
+ * <pre>java dev.sa2va.bench.LoraDeviceTimes OUT.jsonl [--quick]
+ * java dev.sa2va.bench.LoraDeviceTimes --one D_IN D_OUT RANK TOKENS   (5 fwd+bwd calls, nothing else: for ncu)</pre>
+ * One JSON object per line: {"impl","op","d_in","d_out","rank","tokens","dropout","pdl","us"}.
+ */
+public final class LoraDeviceTimes {
+    static final int REPS = 20, REPEATS = 3;
+    static final String[] SHAPES = {"896x896", "896x4864", "4864x896", "2048x2048", "2048x11008", "4096x4096", "4096x14336"};
+    static final int[] RANKS = {8, 16, 64, 128};
+    static final int[] TOKENS = {4096, 2600};
+
+    private final Device device;
+    private final PrintWriter out;
+    private final CUDAStream stream;
+    private final Pointer rawStream;
+
+    private LoraDeviceTimes(Device device, PrintWriter out) {
+        this.device = device;
+        this.out = out;
+        this.stream = torch_cuda.getCurrentCUDAStream((byte) 0);
+        this.rawStream = CudaStreams.prepareLaunch(device, "gpu_sleep_cuda");
+    }
+
+    public static void main(String[] args) throws IOException {
+        if (args.length < 1) {
+            System.err.println("usage: LoraDeviceTimes OUT.jsonl [--quick] | --one D_IN D_OUT RANK TOKENS");
+            System.exit(2);
+        }
+        if (args[0].equals("--one")) {
+            one(BenchSupport.cudaOrFail(), Long.parseLong(args[1]), Long.parseLong(args[2]), Integer.parseInt(args[3]),
+                    Integer.parseInt(args[4]));
+            return;
+        }
+        boolean quick = Arrays.asList(args).contains("--quick");
+        Device d = BenchSupport.cudaOrFail();
+        Path file = Path.of(args[0]);
+        try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(file, StandardCharsets.UTF_8))) {
+            new LoraDeviceTimes(d, w).run(quick);
+        }
+        System.out.println("wrote " + file);
+    }
+
+    /** A few training steps of one configuration and nothing else, so a profiler sees only these kernels. */
+    static void one(Device d, long dIn, long dOut, int rank, int tokens) {
+        try (PointerScope scope = new PointerScope()) {
+            Torch.seed(0);
+            Tensor w = LoraBench.LoraShapes.weight(dOut, dIn, d);
+            Tensor x = Torch.randn(ScalarType.Float, d, tokens, dIn).to(ScalarType.BFloat16);
+            Tensor dy = Torch.randn(ScalarType.Float, d, tokens, dOut).to(ScalarType.BFloat16);
+            LoraLinear l = LoraBench.LoraShapes.layer(w, rank, 0.05, d);
+            for (int i = 0; i < 5; i++) {
+                try (PointerScope s = new PointerScope()) {
+                    LoraLinear.Saved sv = l.forwardTrain(x);
+                    l.backward(sv, dy).close();
+                    torch.linear(x, w).close();
+                    dy.mm(w).close();
+                }
+            }
+            torch_cuda.device_synchronize();
+            l.close();
+        }
+    }
+
+    interface Call {
+        void run();
+    }
+
+    /**
+     * Median over repetitions of device microseconds per call. The sleep is 1.5x the host time of enqueuing the
+     * calls (measured once) plus 0.5 ms, so the GPU never waits for the host inside the timed span.
+     */
+    double deviceMicros(Call call) {
+        for (int i = 0; i < 3; i++) {
+            try (PointerScope s = new PointerScope()) {
+                call.run();
+            }
+        }
+        torch_cuda.device_synchronize();
+        long t0 = System.nanoTime();
+        try (PointerScope s = new PointerScope()) {
+            for (int i = 0; i < REPS; i++) {
+                call.run();
+            }
+        }
+        long hostNanos = System.nanoTime() - t0;
+        torch_cuda.device_synchronize();
+        long sleepNanos = Math.min(900_000_000L, hostNanos * 3 / 2 + 500_000);
+        List<Double> per = new ArrayList<>();
+        for (int r = 0; r < REPEATS; r++) {
+            try (PointerScope s = new PointerScope()) {
+                CUDAEvent start = new CUDAEvent(0), end = new CUDAEvent(0);  // flags 0: timing enabled
+                BenchKernels.gpu_sleep_cuda(sleepNanos, rawStream);
+                start.record(stream);
+                for (int i = 0; i < REPS; i++) {
+                    call.run();
+                }
+                end.record(stream);
+                end.synchronize();
+                per.add(1000.0 * start.elapsed_time(end) / REPS);
+            }
+        }
+        per.sort(Double::compare);
+        return per.get(per.size() / 2);
+    }
+
+    void emit(String impl, String op, long dIn, long dOut, int rank, int tokens, double p, boolean pdl, double us) {
+        out.printf(Locale.ROOT, "{\"impl\": \"%s\", \"op\": \"%s\", \"d_in\": %d, \"d_out\": %d, \"rank\": %d, "
+                + "\"tokens\": %d, \"dropout\": %.3f, \"pdl\": %b, \"us\": %.3f}%n", impl, op, dIn, dOut, rank, tokens, p,
+                pdl, us);
+        out.flush();
+        System.out.printf(Locale.ROOT, "%-6s %-8s %5dx%-5d r=%-3d T=%-4d p=%.2f pdl=%-5b %9.1f us%n", impl, op, dIn, dOut,
+                rank, tokens, p, pdl, us);
+    }
+
+    void run(boolean quick) {
+        String[] shapes = quick ? new String[] {"896x896", "4096x4096"} : SHAPES;
+        int[] ranks = quick ? new int[] {16} : RANKS;
+        int[] tokensList = quick ? new int[] {4096} : TOKENS;
+        for (String shape : shapes) {
+            long[] s = BenchSupport.shape(shape);
+            long dIn = s[0], dOut = s[1];
+            for (int tokens : tokensList) {
+                try (PointerScope scope = new PointerScope()) {
+                    Torch.seed(0);
+                    Tensor w = LoraBench.LoraShapes.weight(dOut, dIn, device);
+                    Tensor x = Torch.randn(ScalarType.Float, device, tokens, dIn).to(ScalarType.BFloat16);
+                    Tensor dy = Torch.randn(ScalarType.Float, device, tokens, dOut).to(ScalarType.BFloat16);
+                    emit("torch", "fwd", dIn, dOut, 0, tokens, 0, false,
+                            deviceMicros(() -> torch.linear(x, w).close()));
+                    emit("torch", "dx", dIn, dOut, 0, tokens, 0, false, deviceMicros(() -> dy.mm(w).close()));
+                    for (int rank : ranks) {
+                        for (double p : new double[] {0.05, 0.0}) {
+                            LoraLinear l = LoraBench.LoraShapes.layer(w, rank, p, device);
+                            emit("ours", "fwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> {
+                                LoraLinear.Saved sv = l.forwardTrain(x);
+                                sv.output().close();
+                                sv.close();
+                            }));
+                            LoraLinear.Saved kept = l.forwardTrain(x);
+                            emit("ours", "bwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> l.backward(kept, dy).close()));
+                            emit("ours", "fwdbwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> {
+                                LoraLinear.Saved sv = l.forwardTrain(x);
+                                l.backward(sv, dy).close();
+                                sv.output().close();
+                                sv.close();
+                            }));
+                            if (p == 0.05 && tokens == 4096 && (rank == 16 || rank == 128)) {
+                                // the same calls without programmatic dependent launch, on the same card
+                                LoraKernels.lora_set_pdl(0);
+                                emit("ours", "fwdbwd", dIn, dOut, rank, tokens, p, false, deviceMicros(() -> {
+                                    LoraLinear.Saved sv = l.forwardTrain(x);
+                                    l.backward(sv, dy).close();
+                                    sv.output().close();
+                                    sv.close();
+                                }));
+                                LoraKernels.lora_set_pdl(-1);
+                            }
+                            kept.close();
+                            l.close();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,1020 @@
+// CUDA implementation of the LoRA kernels (lora.h): forward and backward side by side.
+//
+// Everything here is skinny: one GEMM dimension is the rank r <= 256, so the work is bounded by reading x / dY
+// and writing one rows x d output, not by FLOPs. Two kernel templates cover all six products:
+//
+//   skinny_kernel:  acc[BM x RP] = P[BM x K] · Q[K x RP]   (K long: d_in, d_out or rows; split over blocks)
+//       forward  xs  = s·drop(x)·Aᵀ       P = x rows,   Q = Aᵀ     -> rows out (dtype)
+//       backward ds  = dY·B               P = dY rows,  Q = B      -> rows out (dtype)
+//       backward dB += dYᵀ·xs             P = dYᵀ,      Q = xs     -> fp32 gradient [d_out x r]
+//       backward dA += s·(drop(x)ᵀ·ds)ᵀ   P = drop(x)ᵀ, Q = ds     -> fp32 gradient, written transposed [r x d_in]
+//   expand_kernel:  out[BM x BN] = epi(S[BM x r] · Q[r x BN])    (K = r, short)
+//       forward  y   = xs·Bᵀ + bias                               (the caller adds x·Wᵀ with cuBLAS, beta = 1)
+//       backward dx  = s·(ds·A) ⊙ keep/(1-p')                     (the caller adds dY·W with cuBLAS, beta = 1)
+//
+// bf16/fp16 use tensor cores through WMMA (16x16x16, fp32 accumulators); WMMA keeps the fragment layouts opaque,
+// which matters here because these kernels are written without a GPU to try them on. fp32 uses CUDA-core FMAs
+// (exact fp32, no TF32). Operands are staged in shared memory in one canonical row-major layout, transposing on the
+// way in, so a kernel instance serves every operand layout. Long K is split over a second grid dimension; the last
+// block of a tile to finish (atomic counter) adds the fp32 partials in split order, so results are deterministic.
+#include "lora.h"
+#include "../common/errors.h"
+
+#ifndef SA2VA_NO_CUDA
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <mma.h>
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <type_traits>
+#include <utility>
+#include <vector>
+#include "../common/cuda_check.cuh"
+#include "../common/workspace.h"
+#include "lora_dropout.h"
+
+namespace sa2va {
+namespace {
+
+using namespace nvcuda;
+
+constexpr int kThreads = 256;  // 8 warps in every kernel
+
+// Launch seam: the CPU emulation used by native/src/test/cpp (same source, fibers instead of threads) replaces it.
+#ifndef SA2VA_LAUNCH
+#define SA2VA_LAUNCH(grid, block, stream, ...) __VA_ARGS__<<<grid, block, 0, stream>>>
+#endif
+
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
+template <typename T> __device__ __forceinline__ T from_f(float v);
+template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
+template <typename T> __device__ __forceinline__ T zero_of() { return from_f<T>(0.0f); }
+
+// Elements per 16-byte vector.
+template <typename T> constexpr int vec_of() { return 16 / static_cast<int>(sizeof(T)); }
+template <typename T> constexpr bool is_16bit() { return sizeof(T) == 2; }
+// Shared-memory row padding: 16 bytes, so rows stay 16-byte aligned for vector stores (and, for WMMA tiles, ldm stays
+// a multiple of 8 elements with fragments 32-byte aligned).
+template <typename T> constexpr int pad_of() { return vec_of<T>(); }
+
+// 16 bytes as VEC elements; the union keeps the register array aligned for the vector access.
+template <typename T>
+union Vec16 {
+  uint4 raw;
+  T e[vec_of<T>()];
+};
+
+// Read-only operands (x, dY, A, B, xs, ds): through the non-coherent cache.
+template <typename T>
+__device__ __forceinline__ void load_vec(const T* p, T (&v)[vec_of<T>()]) {
+  Vec16<T> u;
+  u.raw = __ldg(reinterpret_cast<const uint4*>(p));
+#pragma unroll
+  for (int i = 0; i < vec_of<T>(); ++i) v[i] = u.e[i];
+}
+
+// Outputs this kernel also reads (accumulation): plain loads.
+template <typename T>
+__device__ __forceinline__ void load_vec_rw(const T* p, T (&v)[vec_of<T>()]) {
+  Vec16<T> u;
+  u.raw = *reinterpret_cast<const uint4*>(p);
+#pragma unroll
+  for (int i = 0; i < vec_of<T>(); ++i) v[i] = u.e[i];
+}
+
+template <typename T>
+__device__ __forceinline__ void store_vec(T* p, const T (&v)[vec_of<T>()]) {
+#ifdef SA2VA_CUDA_EMULATION
+  emu::check_aligned(p, 16, "store_vec");
+#endif
+  Vec16<T> u;
+#pragma unroll
+  for (int i = 0; i < vec_of<T>(); ++i) u.e[i] = v[i];
+  *reinterpret_cast<uint4*>(p) = u.raw;
+}
+
+__device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Programmatic dependent launch (sm_90+): every kernel here waits for the grids before it to finish and flush
+// before touching global memory, then lets the next grid of the stream launch right away. The next kernel's launch
+// latency then overlaps this kernel's tail instead of adding a gap (a few microseconds per launch, as much as a
+// small LoRA kernel's work). Both instructions are no-ops for grids launched without the PDL attribute.
+__device__ __forceinline__ void pdl_wait_and_release() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Dropout keep bits for VEC consecutive flat indices starting at `first` (any alignment).
+__device__ __forceinline__ uint32_t keep_bits(uint64_t seed, uint64_t offset, uint32_t p16, uint64_t first, int n) {
+  uint32_t out = 0;
+  uint64_t group = first >> 3;
+  uint32_t bits = lora_keep_bits8(seed, offset, group, p16);
+  for (int i = 0; i < n; ++i) {
+    const uint64_t idx = first + i;
+    if ((idx >> 3) != group) { group = idx >> 3; bits = lora_keep_bits8(seed, offset, group, p16); }
+    out |= ((bits >> (idx & 7)) & 1u) << i;
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Tile products acc[BM x N] += P[BM x KC] · Q[KC x N] over shared memory, in two flavours with one interface.
+// Operands are staged in whichever orientation their global layout gives for free (a transposing copy into shared
+// memory would make 4-8 threads of a warp hit one bank: WMMA wants leading dimensions that are multiples of 8
+// elements, so rows 8 apart share banks), and the tile reads them through the matching fragment layout:
+//   P_COLS = false: Ps[i * ldp + k]  (row-major)     P_COLS = true: Ps[k * ldp + i]  (column-major)
+//   Q_T    = false: Qs[k * ldq + j]  (row-major)     Q_T    = true: Qs[j * ldq + k]  (column-major)
+
+template <bool COLS> struct LayoutOf { using type = wmma::row_major; };
+template <> struct LayoutOf<true> { using type = wmma::col_major; };
+
+// WMMA: warps tile the block's output; each warp holds NF_M x NF_N 16x16 fp32 accumulators.
+template <typename T, int WARP_ROWS, int WARP_COLS, int NF_M, int NF_N>
+struct WmmaTile {
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> c[NF_M][NF_N];
+  int row0, col0;
+  bool active;
+  __device__ void init(int warps_m, int warps_n) {
+    const int warp = threadIdx.x >> 5;
+    active = warp < warps_m * warps_n;
+    row0 = (warp % warps_m) * WARP_ROWS;
+    col0 = (warp / warps_m) * WARP_COLS;
+#pragma unroll
+    for (int i = 0; i < NF_M; ++i)
+#pragma unroll
+      for (int j = 0; j < NF_N; ++j) wmma::fill_fragment(c[i][j], 0.0f);
+  }
+  template <int KC, bool P_COLS, bool Q_T>
+  __device__ void mma(const T* Ps, int ldp, const T* Qs, int ldq) {
+    if (!active) return;
+#pragma unroll
+    for (int kk = 0; kk < KC; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, typename LayoutOf<P_COLS>::type> a[NF_M];
+#pragma unroll
+      for (int i = 0; i < NF_M; ++i) {
+        const int r = row0 + 16 * i;
+        wmma::load_matrix_sync(a[i], P_COLS ? Ps + kk * ldp + r : Ps + r * ldp + kk, ldp);
+      }
+#pragma unroll
+      for (int j = 0; j < NF_N; ++j) {
+        const int col = col0 + 16 * j;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, typename LayoutOf<Q_T>::type> b;
+        wmma::load_matrix_sync(b, Q_T ? Qs + col * ldq + kk : Qs + kk * ldq + col, ldq);
+#pragma unroll
+        for (int i = 0; i < NF_M; ++i) wmma::mma_sync(c[i][j], a[i], b, c[i][j]);
+      }
+    }
+  }
+  // dst: fp32 row-major with leading dimension ld (shared or global; 32-byte aligned fragments).
+  __device__ void store(float* dst, int ld) {
+    if (!active) return;
+#pragma unroll
+    for (int i = 0; i < NF_M; ++i)
+#pragma unroll
+      for (int j = 0; j < NF_N; ++j)
+        wmma::store_matrix_sync(dst + (row0 + 16 * i) * ld + col0 + 16 * j, c[i][j], ld, wmma::mem_row_major);
+  }
+};
+
+// FMA (fp32): 256 threads as TR x TC; thread (r, c) owns rows r·MR .. r·MR+MR-1 and columns c, c+TC, ...
+template <int TR, int TC, int MR, int NC>
+struct FmaTile {
+  float c[MR][NC];
+  int tr, tc;
+  __device__ void init(int, int) {
+    tr = threadIdx.x / TC;
+    tc = threadIdx.x % TC;
+#pragma unroll
+    for (int i = 0; i < MR; ++i)
+#pragma unroll
+      for (int j = 0; j < NC; ++j) c[i][j] = 0.0f;
+  }
+  template <int KC, bool P_COLS, bool Q_T>
+  __device__ void mma(const float* Ps, int ldp, const float* Qs, int ldq) {
+#pragma unroll 4
+    for (int k = 0; k < KC; ++k) {
+      float a[MR], b[NC];
+#pragma unroll
+      for (int i = 0; i < MR; ++i) {
+        const int r = tr * MR + i;
+        a[i] = P_COLS ? Ps[k * ldp + r] : Ps[r * ldp + k];
+      }
+#pragma unroll
+      for (int j = 0; j < NC; ++j) {
+        const int col = tc + TC * j;
+        b[j] = Q_T ? Qs[col * ldq + k] : Qs[k * ldq + col];
+      }
+#pragma unroll
+      for (int i = 0; i < MR; ++i)
+#pragma unroll
+        for (int j = 0; j < NC; ++j) c[i][j] = fmaf(a[i], b[j], c[i][j]);
+    }
+  }
+  __device__ void store(float* dst, int ld) {
+#pragma unroll
+    for (int i = 0; i < MR; ++i)
+#pragma unroll
+      for (int j = 0; j < NC; ++j) dst[(tr * MR + i) * ld + tc + TC * j] = c[i][j];
+  }
+};
+
+// One 16-byte vector of a staged operand, read from global memory: `count` valid elements starting at `src`
+// (zeros after them). Whole vectors go through one aligned 16-byte load.
+template <typename T>
+__device__ __forceinline__ void fetch(const T* src, int count, bool vec_ok, T (&v)[vec_of<T>()]) {
+  constexpr int VEC = vec_of<T>();
+  if (count >= VEC && vec_ok) {
+    load_vec(src, v);
+  } else {
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) v[e] = e < count ? src[e] : zero_of<T>();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Adapters of a row tile. Single-adapter calls run one pass with every row active; multi-adapter calls run one
+// pass per distinct adapter in the tile with the other rows' operand rows zeroed, so every row accumulates
+// exactly its own adapter's product (a grouped batch needs one pass per tile).
+template <int BM>
+struct TileAdapters {
+  int64_t id[BM];  // adapter of each row of the tile, -1 = none / outside the matrix
+  int64_t next;    // adapter of the pass being set up, -1 = done
+  __device__ void load(const int64_t* index, int64_t n_adapters, int64_t m0, int64_t M) {
+    for (int i = threadIdx.x; i < BM; i += blockDim.x) {
+      int64_t a = -1;
+      if (index && m0 + i < M) {
+        a = index[m0 + i];
+        if (a < 0 || a >= n_adapters) a = -1;
+      }
+      id[i] = a;
+    }
+  }
+  // Smallest adapter id greater than `prev` present in the tile (-1 if none). Call from all threads.
+  __device__ int64_t advance(int64_t prev) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int64_t best = -1;
+      for (int i = 0; i < BM; ++i)
+        if (id[i] > prev && (best < 0 || id[i] < best)) best = id[i];
+      next = best;
+    }
+    __syncthreads();
+    return next;
+  }
+};
+
+// ============================================================================================================
+// skinny_kernel: acc[BM x RP] = P[BM x K] · Q[K x RP], K split over gridDim.y, then an epilogue.
+//
+//   P(i, k) = p[(m0+i)·p_ld + k]   (p_cols = false: rows of x or dY)
+//           = p[k·p_ld + m0 + i]   (p_cols = true: Pᵀ is x or dY, i.e. a reduction over rows)
+//   Q(k, j) = q[j·q_ld + k]        (q_t = true: Q = Aᵀ with A [r x K])
+//           = q[k·q_ld + j]        (q_t = false: Q = B [K x r], xs or ds [rows x r])
+//   dropout zeroes P elements whose flat index in p (the same index as in x) is dropped.
+// Epilogues: ROWS   out[t, j] = dtype(s_t · acc)          (xs, ds)
+//            GRAD   out[m, j] += scale · acc  (fp32)      (dB)
+//            GRAD_T out[j, m] += scale · acc  (fp32)      (dA, stored as A's layout)
+enum SkinnyMode : int { kRows = 0, kGrad = 1, kGradT = 2 };
+
+struct SkinnyArgs {
+  const void* p;
+  int64_t p_ld;
+  bool p_cols;
+  int64_t M, K;
+  const void* q;
+  int64_t q_ld;
+  bool q_t;
+  int64_t q_adapter_stride;
+  int R;
+  bool dropout;
+  uint32_t p16;
+  uint64_t seed, offset;
+  const int64_t* adapter;
+  int64_t n_adapters;
+  const float* adapter_scale;
+  float scale;
+  int splits;
+  int64_t k_per_split;
+  int64_t m_tiles;
+  float* partial;      // [splits][m_tiles·BM][RP]
+  unsigned* counters;  // [m_tiles], zero on entry, left zero (common/workspace.h)
+  int mode;
+  void* out;
+  int64_t out_ld;
+  bool vec_p, vec_q;
+};
+
+constexpr int kSkBM = 64, kSkKC = 32;
+
+template <typename T, int RP>
+struct SkinnyTile;
+template <int RP>
+struct SkinnyTile<float, RP> {
+  static constexpr int WN = 1;
+  using type = FmaTile<16, 16, kSkBM / 16, RP / 16>;  // 16 x 16 threads, 4 rows x RP/16 columns each
+};
+template <typename T, int RP>
+struct SkinnyTile {
+  // 4 warps down the 64 rows, up to 2 across the RP columns.
+  static constexpr int WN = RP >= 32 ? 2 : 1;
+  using type = WmmaTile<T, 16, RP / WN, 1, RP / 16 / WN>;
+};
+
+// The K loop is software-pipelined through registers: the next chunk's global loads are issued before the tile
+// product of the current chunk, so their latency overlaps the MMAs instead of stalling every block at the barrier.
+// Blocks per SM the register budget must allow: these kernels stream x or dY, so occupancy (bytes in flight) matters
+// more than the few extra instructions a tighter register budget costs.
+template <int RP> constexpr int skinny_min_blocks() { return RP <= 64 ? 3 : RP == 128 ? 2 : 1; }
+
+template <typename T, int RP, bool P_COLS, bool Q_T>
+__global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kernel(const SkinnyArgs a) {
+  constexpr int BM = kSkBM, KC = kSkKC, VEC = vec_of<T>(), PAD = pad_of<T>();
+  constexpr int LDP = P_COLS ? BM + PAD : KC + PAD, P_ROWS = P_COLS ? KC : BM;
+  constexpr int LDQ = Q_T ? KC + PAD : RP + PAD, Q_ROWS = Q_T ? RP : KC;
+  constexpr int P_VECS = BM * KC / VEC, P_IT = (P_VECS + kThreads - 1) / kThreads;
+  constexpr int Q_VECS = RP * KC / VEC, Q_IT = (Q_VECS + kThreads - 1) / kThreads;
+  __shared__ __align__(128) T Ps[P_ROWS * LDP];
+  __shared__ __align__(128) T Qs[Q_ROWS * LDQ];
+  __shared__ TileAdapters<BM> ad;
+  __shared__ int last_block;
+
+  pdl_wait_and_release();
+  const int64_t tile = blockIdx.x;
+  const int split = blockIdx.y;
+  const int64_t m0 = tile * BM;
+  const int64_t k_begin = split * a.k_per_split;
+  const int64_t k_end = min64(a.K, k_begin + a.k_per_split);
+  const T* __restrict__ P = static_cast<const T*>(a.p);
+
+  typename SkinnyTile<T, RP>::type acc;
+  acc.init(4, SkinnyTile<T, RP>::WN);
+  ad.load(a.adapter, a.n_adapters, m0, a.M);
+
+  // Vector v of a chunk: P runs along its contiguous dimension (k for rows of p, i for columns of p),
+  // Q along k (Q_T: rows of A) or along j.
+  auto p_coords = [](int v, int& i, int& kk) {
+    if (P_COLS) { kk = v / (BM / VEC); i = (v % (BM / VEC)) * VEC; }
+    else { i = v / (KC / VEC); kk = (v % (KC / VEC)) * VEC; }
+  };
+  auto q_coords = [](int v, int& j, int& kk) {
+    if (Q_T) { j = v / (KC / VEC); kk = (v % (KC / VEC)) * VEC; }
+    else { kk = v / (RP / VEC); j = (v % (RP / VEC)) * VEC; }
+  };
+  T pv[P_IT][VEC], qv[Q_IT][VEC];
+
+  int64_t pass = a.adapter ? ad.advance(-1) : 0;
+  while (pass >= 0) {
+    const T* __restrict__ Q = static_cast<const T*>(a.q) + (a.adapter ? pass * a.q_adapter_stride : 0);
+    auto fetch_chunk = [&](int64_t k0) {
+#pragma unroll
+      for (int it = 0; it < P_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
+        int i, kk;
+        p_coords(v, i, kk);
+        const int64_t row = m0 + i, col = k0 + kk;
+        int count = 0;
+        int64_t first = 0;
+        if (v < P_VECS) {
+          if (P_COLS) {
+            first = col * a.p_ld + row;
+            if (col < k_end) count = static_cast<int>(min64(VEC, a.M - row));
+          } else {
+            first = row * a.p_ld + col;
+            if (row < a.M && (!a.adapter || ad.id[i] == pass)) count = static_cast<int>(min64(VEC, k_end - col));
+          }
+        }
+        if (count <= 0) first = 0;
+        fetch(P + first, count < 0 ? 0 : count, a.vec_p, pv[it]);
+      }
+#pragma unroll
+      for (int it = 0; it < Q_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
+        int j, kk;
+        q_coords(v, j, kk);
+        const int64_t col = k0 + kk;
+        int count = 0;
+        int64_t first = 0;
+        if (v < Q_VECS) {
+          if (Q_T) {
+            first = static_cast<int64_t>(j) * a.q_ld + col;
+            if (j < a.R) count = static_cast<int>(min64(VEC, k_end - col));
+          } else {
+            first = col * a.q_ld + j;
+            if (col < k_end) count = static_cast<int>(min64(VEC, static_cast<int64_t>(a.R) - j));
+          }
+        }
+        if (count <= 0) first = 0;
+        fetch(Q + first, count < 0 ? 0 : count, a.vec_q, qv[it]);
+      }
+    };
+    auto stage_chunk = [&](int64_t k0) {
+#pragma unroll
+      for (int it = 0; it < P_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
+        if (v >= P_VECS) continue;
+        int i, kk;
+        p_coords(v, i, kk);
+        if (a.dropout) {
+          // bits of dropped elements zero the value; the flat index of an element of p is its index in x
+          const int64_t row = m0 + i, col = k0 + kk;
+          const int64_t first = P_COLS ? col * a.p_ld + row : row * a.p_ld + col;
+          const uint32_t keep = keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(first), VEC);
+#pragma unroll
+          for (int e = 0; e < VEC; ++e)
+            if (!((keep >> e) & 1u)) pv[it][e] = zero_of<T>();
+        }
+        store_vec(Ps + (P_COLS ? kk * LDP + i : i * LDP + kk), pv[it]);
+      }
+#pragma unroll
+      for (int it = 0; it < Q_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
+        if (v >= Q_VECS) continue;
+        int j, kk;
+        q_coords(v, j, kk);
+        store_vec(Qs + (Q_T ? j * LDQ + kk : kk * LDQ + j), qv[it]);
+      }
+    };
+    if (k_begin < k_end) fetch_chunk(k_begin);
+    for (int64_t k0 = k_begin; k0 < k_end; k0 += KC) {
+      stage_chunk(k0);
+      __syncthreads();
+      if (k0 + KC < k_end) fetch_chunk(k0 + KC);
+      acc.template mma<KC, P_COLS, Q_T>(Ps, LDP, Qs, LDQ);
+      __syncthreads();
+    }
+    pass = a.adapter ? ad.advance(pass) : -1;
+  }
+
+  // ---- partial tile -> global, then the last split block of this tile reduces ----
+  const int64_t m_pad = a.m_tiles * BM;
+  acc.store(a.partial + (static_cast<int64_t>(split) * m_pad + m0) * RP, RP);
+  __threadfence();
+  __syncthreads();
+  if (a.splits > 1) {
+    if (threadIdx.x == 0) {
+      const unsigned done = atomicAdd(&a.counters[tile], 1u);
+      last_block = done == static_cast<unsigned>(a.splits - 1);
+      if (last_block) a.counters[tile] = 0u;  // ready for the next kernel on this stream
+    }
+    __syncthreads();
+    if (!last_block) return;
+    __threadfence();
+  }
+  const int R = a.R;
+  if (a.mode == kRows) {
+    T* out = static_cast<T*>(a.out);
+    for (int v = threadIdx.x; v < BM * R; v += kThreads) {
+      const int i = v / R, j = v % R;
+      const int64_t row = m0 + i;
+      if (row >= a.M) continue;
+      float s = a.scale;
+      if (a.adapter) s = ad.id[i] >= 0 ? a.adapter_scale[ad.id[i]] * a.scale : 0.0f;
+      float sum = 0.0f;
+      for (int sp = 0; sp < a.splits; ++sp) sum += __ldcg(a.partial + (static_cast<int64_t>(sp) * m_pad + row) * RP + j);
+      out[row * a.out_ld + j] = from_f<T>(sum * s);
+    }
+  } else if (a.mode == kGrad) {
+    float* out = static_cast<float*>(a.out);
+    for (int v = threadIdx.x; v < BM * R; v += kThreads) {
+      const int i = v / R, j = v % R;
+      const int64_t row = m0 + i;
+      if (row >= a.M) continue;
+      float sum = 0.0f;
+      for (int sp = 0; sp < a.splits; ++sp) sum += __ldcg(a.partial + (static_cast<int64_t>(sp) * m_pad + row) * RP + j);
+      out[row * a.out_ld + j] += a.scale * sum;
+    }
+  } else {
+    float* out = static_cast<float*>(a.out);
+    for (int v = threadIdx.x; v < BM * R; v += kThreads) {
+      const int j = v / BM, i = v % BM;  // consecutive threads write consecutive columns of out
+      const int64_t row = m0 + i;
+      if (row >= a.M) continue;
+      float sum = 0.0f;
+      for (int sp = 0; sp < a.splits; ++sp) sum += __ldcg(a.partial + (static_cast<int64_t>(sp) * m_pad + row) * RP + j);
+      out[static_cast<int64_t>(j) * a.out_ld + row] += a.scale * sum;
+    }
+  }
+}
+
+// ============================================================================================================
+// expand_kernel: out[t, n] = epi( Σ_j S[t, j] · Q(j, n) ),  K = R <= 256 (chunks of 32)
+//   Q(j, n) = q[n·q_ld + j]  (q_t: B [N x R], forward)  or  q[j·q_ld + n]  (A [R x N], backward)
+//   epi(v) = (keep(t, n) ? v : 0)·scale + bias[n] (+ out[t, n] when accumulating)
+struct ExpandArgs {
+  const void* s;
+  int64_t s_ld;
+  int64_t M, N;
+  int R;
+  const void* q;
+  int64_t q_ld;
+  bool q_t;
+  int64_t q_adapter_stride;
+  const int64_t* adapter;
+  int64_t n_adapters;
+  const void* bias;
+  bool dropout;
+  uint32_t p16;
+  uint64_t seed, offset;
+  float scale;
+  void* out;
+  int64_t out_ld;
+  bool accumulate;
+  bool vec_s, vec_q, vec_out;
+};
+
+constexpr int kExBM = 64, kExBN = 128, kExKC = 32;
+
+template <typename T>
+struct ExpandTile { using type = WmmaTile<T, 32, 32, 2, 2>; };  // 2 x 4 warps of 32 x 32
+template <>
+struct ExpandTile<float> { using type = FmaTile<8, 32, 8, 4>; };  // rows r·8.., columns c + 32·j
+
+template <typename T, bool Q_T>
+__global__ void __launch_bounds__(kThreads) expand_kernel(const ExpandArgs a) {
+  constexpr int BM = kExBM, BN = kExBN, KC = kExKC, VEC = vec_of<T>(), PAD = pad_of<T>();
+  constexpr int LDS = KC + PAD, LDQ = Q_T ? KC + PAD : BN + PAD, Q_ROWS = Q_T ? BN : KC, LDC = BN + 4;
+  constexpr int OPS_BYTES = (BM * LDS + Q_ROWS * LDQ) * static_cast<int>(sizeof(T));
+  constexpr int C_BYTES = BM * LDC * static_cast<int>(sizeof(float));
+  constexpr int S_VECS = BM * KC / VEC, Q_VECS = BN * KC / VEC;
+  __shared__ __align__(128) unsigned char smem[OPS_BYTES > C_BYTES ? OPS_BYTES : C_BYTES];
+  __shared__ TileAdapters<BM> ad;
+  T* Ss = reinterpret_cast<T*>(smem);
+  T* Qs = Ss + BM * LDS;
+  float* Cs = reinterpret_cast<float*>(smem);
+
+  pdl_wait_and_release();
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.y) * BN;
+  const T* __restrict__ S = static_cast<const T*>(a.s);
+
+  typename ExpandTile<T>::type acc;
+  acc.init(2, 4);
+  ad.load(a.adapter, a.n_adapters, m0, a.M);
+
+  int64_t pass = a.adapter ? ad.advance(-1) : 0;
+  while (pass >= 0) {
+    const T* __restrict__ Q = static_cast<const T*>(a.q) + (a.adapter ? pass * a.q_adapter_stride : 0);
+    for (int k0 = 0; k0 < a.R; k0 += KC) {
+      // ---- S[BM x KC] -> Ss (row-major) ----
+      for (int v = threadIdx.x; v < S_VECS; v += kThreads) {
+        const int i = v / (KC / VEC), kk = (v % (KC / VEC)) * VEC;
+        const int64_t row = m0 + i;
+        const int col = k0 + kk;
+        const bool row_on = row < a.M && (!a.adapter || ad.id[i] == pass);
+        const int count = row_on ? min(VEC, a.R - col) : 0;
+        T vals[VEC];
+        fetch(S + (count > 0 ? row * a.s_ld + col : 0), count < 0 ? 0 : count, a.vec_s, vals);
+        store_vec(Ss + i * LDS + kk, vals);
+      }
+      // ---- Q[KC x BN] -> Qs: Q_T keeps B's rows (column-major Q), otherwise A's rows (row-major Q) ----
+      for (int v = threadIdx.x; v < Q_VECS; v += kThreads) {
+        int j, n;
+        if (Q_T) { n = v / (KC / VEC); j = (v % (KC / VEC)) * VEC; }
+        else { j = v / (BN / VEC); n = (v % (BN / VEC)) * VEC; }
+        const int64_t col = n0 + n;
+        const int jj = k0 + j;
+        int count = 0;
+        int64_t first = 0;
+        if (Q_T) {
+          first = col * a.q_ld + jj;
+          if (col < a.N) count = min(VEC, a.R - jj);
+        } else {
+          first = static_cast<int64_t>(jj) * a.q_ld + col;
+          if (jj < a.R) count = static_cast<int>(min64(VEC, a.N - col));
+        }
+        T vals[VEC];
+        fetch(Q + (count > 0 ? first : 0), count < 0 ? 0 : count, a.vec_q, vals);
+        store_vec(Qs + (Q_T ? n * LDQ + j : j * LDQ + n), vals);
+      }
+      __syncthreads();
+      acc.template mma<KC, false, Q_T>(Ss, LDS, Qs, LDQ);
+      __syncthreads();
+    }
+    pass = a.adapter ? ad.advance(pass) : -1;
+  }
+  // operand staging is dead from here on: the accumulators take its place in shared memory
+  __syncthreads();
+  acc.store(Cs, LDC);
+  __syncthreads();
+
+  T* __restrict__ out = static_cast<T*>(a.out);
+  const T* __restrict__ bias = static_cast<const T*>(a.bias);
+  for (int v = threadIdx.x; v < BM * (BN / VEC); v += kThreads) {
+    const int i = v / (BN / VEC), nn = (v % (BN / VEC)) * VEC;
+    const int64_t row = m0 + i, col = n0 + nn;
+    if (row >= a.M || col >= a.N) continue;
+    const int64_t first = row * a.out_ld + col;
+    const int n_here = static_cast<int>(min64(VEC, a.N - col));
+    uint32_t keep = 0xffffffffu;
+    if (a.dropout) keep = keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(first), n_here);
+    T vals[VEC];
+    const bool full = a.vec_out && n_here == VEC;
+    if (a.accumulate) {
+      if (full) {
+        load_vec_rw(out + first, vals);
+      } else {
+        for (int e = 0; e < n_here; ++e) vals[e] = out[first + e];
+      }
+    }
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) {
+      if (e >= n_here) break;
+      float v0 = ((keep >> e) & 1u) ? Cs[i * LDC + nn + e] * a.scale : 0.0f;
+      if (bias) v0 += to_f(bias[col + e]);
+      if (a.accumulate) v0 += to_f(vals[e]);
+      vals[e] = from_f<T>(v0);
+    }
+    if (full) {
+      store_vec(out + first, vals);
+    } else {
+      for (int e = 0; e < n_here; ++e) out[first + e] = vals[e];
+    }
+  }
+}
+
+// ============================================================================================================
+// merge_kernel: W[n, k] += scale · Σ_j B[n, j]·A[j, k]   (fp32 FMAs; runs once per deployment)
+template <typename T>
+__global__ void __launch_bounds__(kThreads) merge_kernel(T* __restrict__ w, int64_t d_out, int64_t d_in, int r,
+                                                         const float* __restrict__ A, const float* __restrict__ B,
+                                                         float scale) {
+  constexpr int TB = 64, KC = 16;
+  __shared__ float Bs[TB][KC + 1];
+  __shared__ float As[KC][TB + 1];
+  pdl_wait_and_release();
+  const int64_t n0 = static_cast<int64_t>(blockIdx.y) * TB, k0 = static_cast<int64_t>(blockIdx.x) * TB;
+  const int tr = threadIdx.x / 16, tc = threadIdx.x % 16;
+  float c[4][4] = {};
+  for (int j0 = 0; j0 < r; j0 += KC) {
+    for (int v = threadIdx.x; v < TB * KC; v += kThreads) {
+      const int n = v / KC, j = v % KC;
+      Bs[n][j] = (n0 + n < d_out && j0 + j < r) ? B[(n0 + n) * r + j0 + j] : 0.0f;
+      const int jj = v / TB, k = v % TB;
+      As[jj][k] = (j0 + jj < r && k0 + k < d_in) ? A[static_cast<int64_t>(j0 + jj) * d_in + k0 + k] : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < KC; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) c[i][q] = fmaf(Bs[tr * 4 + i][j], As[j][tc + 16 * q], c[i][q]);
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const int64_t n = n0 + tr * 4 + i, k = k0 + tc + 16 * q;
+      if (n < d_out && k < d_in) w[n * d_in + k] = from_f<T>(to_f(w[n * d_in + k]) + scale * c[i][q]);
+    }
+}
+
+// ============================================================================================================
+// Host side: planning of splits and scratch, and launch helpers.
+
+int rank_pad(int64_t r) {
+  int rp = 16;
+  while (rp < r) rp *= 2;
+  return rp;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t align_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+int64_t elem_size(int dtype) { return dtype == F32 ? 4 : 2; }
+
+// Split of the K dimension of a skinny product: enough blocks to fill the GPU about twice, but fp32 partials no
+// larger than half of the bytes the split saves reading, and at least two K chunks per split.
+struct SkinnyPlan {
+  int splits;
+  int64_t k_per_split, m_tiles;
+  int64_t partial_floats() const { return static_cast<int64_t>(splits) * m_tiles * kSkBM; }
+};
+
+SkinnyPlan plan_skinny(int64_t M, int64_t K, int rp, int64_t esize) {
+  SkinnyPlan p;
+  p.m_tiles = ceil_div(M, kSkBM);
+  const int64_t chunks = ceil_div(K, kSkKC);
+  const int64_t want = ceil_div(2LL * device_sm_count(), p.m_tiles);
+  const int64_t by_traffic = std::max<int64_t>(1, (K * esize) / (8LL * rp));
+  const int64_t by_chunks = std::max<int64_t>(1, chunks / 2);
+  const int64_t s = std::max<int64_t>(1, std::min<int64_t>({want, by_traffic, by_chunks, 32}));
+  p.k_per_split = ceil_div(chunks, s) * kSkKC;
+  p.splits = static_cast<int>(ceil_div(K, p.k_per_split));
+  return p;
+}
+
+constexpr int64_t kAlign = 256;
+
+struct ForwardLayout {
+  SkinnyPlan shrink;
+  int rp;
+  int64_t partial_off, xs_off, total;
+};
+
+// Scratch of one call inside the per-stream workspace (common/workspace.h): fp32 split-K partials, and xs when the
+// caller does not keep it (inference). Reused by the next call on the stream, which is ordered after this one.
+ForwardLayout forward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool has_xs) {
+  ForwardLayout l;
+  l.rp = rank_pad(rank);
+  l.shrink = plan_skinny(rows, d_in, l.rp, elem_size(dtype));
+  l.partial_off = 0;
+  l.xs_off = align_up(l.partial_off + l.shrink.partial_floats() * l.rp * 4, kAlign);
+  l.total = has_xs ? l.xs_off : align_up(l.xs_off + rows * rank * elem_size(dtype), kAlign);
+  return l;
+}
+
+struct BackwardLayout {
+  SkinnyPlan ds, db, da;
+  int rp;
+  int64_t tiles, ds_off, partial_off, total;
+};
+
+// ds = dY·B and the partials of the three split products (run one after another, so they share one region).
+BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank) {
+  BackwardLayout l;
+  const int64_t es = elem_size(dtype);
+  l.rp = rank_pad(rank);
+  l.ds = plan_skinny(rows, d_out, l.rp, es);   // ds = dY·B: M = rows, K = d_out
+  l.db = plan_skinny(d_out, rows, l.rp, es);   // dB = dYᵀ·xs: M = d_out, K = rows
+  l.da = plan_skinny(d_in, rows, l.rp, es);    // dAᵀ = drop(x)ᵀ·ds: M = d_in, K = rows
+  l.tiles = std::max({l.ds.m_tiles, l.db.m_tiles, l.da.m_tiles});
+  const int64_t partial = std::max({l.ds.partial_floats(), l.db.partial_floats(), l.da.partial_floats()}) * l.rp * 4;
+  l.ds_off = 0;
+  l.partial_off = align_up(l.ds_off + rows * rank * es, kAlign);
+  l.total = align_up(l.partial_off + partial, kAlign);
+  return l;
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+std::atomic<int> g_pdl{-1};  // -1: decide from SA2VA_LORA_PDL (default on)
+
+bool pdl_enabled() {
+  int v = g_pdl.load();
+  if (v < 0) {
+    const char* env = std::getenv("SA2VA_LORA_PDL");
+    v = (env && env[0] == '0') ? 0 : 1;
+    g_pdl.store(v);
+  }
+  if (!v) return false;
+  static int major[64] = {0};
+  int dev = 0;
+  SA2VA_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= 64) return false;
+  if (major[dev] == 0) SA2VA_CUDA_CHECK(cudaDeviceGetAttribute(&major[dev], cudaDevAttrComputeCapabilityMajor, dev));
+  return major[dev] >= 9;
+}
+
+// Launches with the programmatic-dependent-launch attribute where the GPU has it (see pdl_wait_and_release).
+template <typename... KArgs, typename... Args>
+void launch_kernel(void (*kernel)(KArgs...), dim3 grid, cudaStream_t stream, const char* name, Args... args) {
+#ifdef SA2VA_CUDA_EMULATION
+  SA2VA_LAUNCH(grid, kThreads, stream, kernel)(args...);
+#else
+  if (pdl_enabled()) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = 0;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    SA2VA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
+  } else {
+    SA2VA_LAUNCH(grid, kThreads, stream, kernel)(args...);
+  }
+#endif
+  SA2VA_CUDA_CHECK_LAUNCH(name);
+}
+
+
+// The three operand layouts in use: (rows, Aᵀ) shrink, (rows, B) ds, (columns, xs/ds) dA and dB.
+template <typename T, int RP>
+void launch_skinny_rp(const SkinnyArgs& a, cudaStream_t stream) {
+  dim3 grid(static_cast<unsigned>(a.m_tiles), static_cast<unsigned>(a.splits));
+  if (!a.p_cols && a.q_t) launch_kernel(skinny_kernel<T, RP, false, true>, grid, stream, "lora skinny_kernel", a);
+  else if (!a.p_cols && !a.q_t) launch_kernel(skinny_kernel<T, RP, false, false>, grid, stream, "lora skinny_kernel", a);
+  else if (a.p_cols && !a.q_t) launch_kernel(skinny_kernel<T, RP, true, false>, grid, stream, "lora skinny_kernel", a);
+  else fail_arg("lora: internal error, skinny layout (columns of P with Aᵀ) not instantiated");
+}
+
+template <typename T>
+void launch_skinny(SkinnyArgs a, const SkinnyPlan& plan, int rp, cudaStream_t stream) {
+  constexpr int VEC = vec_of<T>();
+  a.splits = plan.splits;
+  a.k_per_split = plan.k_per_split;
+  a.m_tiles = plan.m_tiles;
+  a.vec_p = aligned16(a.p) && a.p_ld % VEC == 0;
+  a.vec_q = aligned16(a.q) && a.q_ld % VEC == 0 && a.q_adapter_stride % VEC == 0;
+  SA2VA_CHECK_ARG(a.m_tiles < (1LL << 31), "lora: too many rows for one launch (", a.M, ")");
+  switch (rp) {
+    case 16: launch_skinny_rp<T, 16>(a, stream); break;
+    case 32: launch_skinny_rp<T, 32>(a, stream); break;
+    case 64: launch_skinny_rp<T, 64>(a, stream); break;
+    case 128: launch_skinny_rp<T, 128>(a, stream); break;
+    case 256: launch_skinny_rp<T, 256>(a, stream); break;
+    default: fail_arg(str_cat("lora: internal error, padded rank ", rp));
+  }
+}
+
+template <typename T>
+void launch_expand(ExpandArgs a, cudaStream_t stream) {
+  constexpr int VEC = vec_of<T>();
+  a.vec_s = aligned16(a.s) && a.s_ld % VEC == 0;
+  a.vec_q = aligned16(a.q) && a.q_ld % VEC == 0 && a.q_adapter_stride % VEC == 0;
+  a.vec_out = aligned16(a.out) && a.out_ld % VEC == 0;
+  const int64_t gm = ceil_div(a.M, kExBM), gn = ceil_div(a.N, kExBN);
+  SA2VA_CHECK_ARG(gm < (1LL << 31) && gn <= 65535, "lora: output too large for one launch (", a.M, " x ", a.N, ")");
+  dim3 grid(static_cast<unsigned>(gm), static_cast<unsigned>(gn));
+  if (a.q_t) launch_kernel(expand_kernel<T, true>, grid, stream, "lora expand_kernel", a);
+  else launch_kernel(expand_kernel<T, false>, grid, stream, "lora expand_kernel", a);
+}
+
+void check_cuda_args(const char* fn, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank, float p) {
+  SA2VA_CHECK_ARG(dtype == F32 || dtype == F16 || dtype == BF16, fn, ": dtype ", dtype_name(dtype),
+                  " not supported on CUDA (float32, float16, bfloat16)");
+  SA2VA_CHECK_ARG(rows >= 1 && d_in >= 1 && d_out >= 1, fn, ": need rows, d_in, d_out >= 1, got rows=", rows,
+                  " d_in=", d_in, " d_out=", d_out);
+  SA2VA_CHECK_ARG(rank >= 1 && rank <= kLoraMaxRank, fn, ": rank must be in [1, ", kLoraMaxRank, "], got ", rank);
+  SA2VA_CHECK_ARG(p >= 0.0f && p < 1.0f, fn, ": dropout p must be in [0, 1), got ", p);
+}
+
+template <typename T>
+void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
+                   const void* A, const void* B, const void* bias, float scale, const int64_t* adapter_index,
+                   int64_t n_adapters, const float* adapter_scales, float p, uint64_t seed, uint64_t offset,
+                   void* xs, void* y, cudaStream_t stream) {
+  const ForwardLayout l = forward_layout(dtype, rows, d_in, rank, xs != nullptr);
+  const StreamWorkspace ws = stream_workspace(stream, static_cast<size_t>(l.shrink.m_tiles), static_cast<size_t>(l.total));
+  char* w = static_cast<char*>(ws.scratch);
+  if (!xs) xs = w + l.xs_off;
+  const uint32_t p16 = lora_dropout_p16(p);
+
+  SkinnyArgs s{};
+  s.p = x; s.p_ld = d_in; s.p_cols = false; s.M = rows; s.K = d_in;
+  s.q = A; s.q_ld = d_in; s.q_t = true; s.q_adapter_stride = rank * d_in; s.R = static_cast<int>(rank);
+  s.dropout = p16 != 0; s.p16 = p16; s.seed = seed; s.offset = offset;
+  s.adapter = adapter_index; s.n_adapters = n_adapters; s.adapter_scale = adapter_scales;
+  // the dropout rescale 1/(1-p') is folded into the row scale, so kept values are never rounded twice
+  s.scale = (adapter_index ? 1.0f : scale) * lora_dropout_scale(p16);
+  s.partial = reinterpret_cast<float*>(w + l.partial_off);
+  s.counters = ws.counters;
+  s.mode = kRows; s.out = xs; s.out_ld = rank;
+  launch_skinny<T>(s, l.shrink, l.rp, stream);
+
+  ExpandArgs e{};
+  e.s = xs; e.s_ld = rank; e.M = rows; e.N = d_out; e.R = static_cast<int>(rank);
+  e.q = B; e.q_ld = rank; e.q_t = true; e.q_adapter_stride = d_out * rank;
+  e.adapter = adapter_index; e.n_adapters = n_adapters;
+  e.bias = bias; e.dropout = false; e.scale = 1.0f;
+  e.out = y; e.out_ld = d_out; e.accumulate = false;
+  launch_expand<T>(e, stream);
+}
+
+template <typename T>
+void backward_typed(const void* x, const void* dy, const void* xs, int dtype, int64_t rows, int64_t d_in,
+                    int64_t d_out, int64_t rank, const void* A, const void* B, float scale, float p, uint64_t seed,
+                    uint64_t offset, float* gA, float* gB, void* dx, cudaStream_t stream) {
+  const BackwardLayout l = backward_layout(dtype, rows, d_in, d_out, rank);
+  const StreamWorkspace ws = stream_workspace(stream, static_cast<size_t>(l.tiles), static_cast<size_t>(l.total));
+  char* w = static_cast<char*>(ws.scratch);
+  void* ds = w + l.ds_off;
+  float* partial = reinterpret_cast<float*>(w + l.partial_off);
+  unsigned* counters = ws.counters;
+  const uint32_t p16 = lora_dropout_p16(p);
+  const float kscale = lora_dropout_scale(p16);
+
+  // ds = dY·B
+  SkinnyArgs s{};
+  s.p = dy; s.p_ld = d_out; s.p_cols = false; s.M = rows; s.K = d_out;
+  s.q = B; s.q_ld = rank; s.q_t = false; s.R = static_cast<int>(rank);
+  s.scale = 1.0f; s.partial = partial; s.counters = counters;
+  s.mode = kRows; s.out = ds; s.out_ld = rank;
+  launch_skinny<T>(s, l.ds, l.rp, stream);
+
+  // dB += dYᵀ·xs
+  SkinnyArgs b{};
+  b.p = dy; b.p_ld = d_out; b.p_cols = true; b.M = d_out; b.K = rows;
+  b.q = xs; b.q_ld = rank; b.q_t = false; b.R = static_cast<int>(rank);
+  b.scale = 1.0f; b.partial = partial; b.counters = counters;
+  b.mode = kGrad; b.out = gB; b.out_ld = rank;
+  launch_skinny<T>(b, l.db, l.rp, stream);
+
+  // dA += s/(1-p')·(ds ᵀ·keep⊙x), computed as its transpose over the columns of x
+  SkinnyArgs g{};
+  g.p = x; g.p_ld = d_in; g.p_cols = true; g.M = d_in; g.K = rows;
+  g.q = ds; g.q_ld = rank; g.q_t = false; g.R = static_cast<int>(rank);
+  g.dropout = p16 != 0; g.p16 = p16; g.seed = seed; g.offset = offset;
+  g.scale = scale * kscale; g.partial = partial; g.counters = counters;
+  g.mode = kGradT; g.out = gA; g.out_ld = d_in;
+  launch_skinny<T>(g, l.da, l.rp, stream);
+
+  // dx = s/(1-p')·(ds·A) ⊙ keep
+  ExpandArgs e{};
+  e.s = ds; e.s_ld = rank; e.M = rows; e.N = d_in; e.R = static_cast<int>(rank);
+  e.q = A; e.q_ld = d_in; e.q_t = false;
+  e.dropout = p16 != 0; e.p16 = p16; e.seed = seed; e.offset = offset;
+  e.scale = scale * kscale; e.out = dx; e.out_ld = d_in; e.accumulate = false;
+  launch_expand<T>(e, stream);
+}
+
+}  // namespace
+
+void lora_set_pdl(int mode) { g_pdl.store(mode < 0 ? -1 : (mode ? 1 : 0)); }
+
+void lora_forward_cuda(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
+                       const void* lora_a, const void* lora_b, const void* bias, float scale,
+                       const int64_t* adapter_index, int64_t n_adapters, const float* adapter_scales,
+                       float dropout_p, uint64_t seed, uint64_t offset, void* xs, void* y, cudaStream_t stream) {
+  const char* fn = "lora_forward_cuda";
+  SA2VA_CHECK_ARG(x && lora_a && lora_b && y, fn, ": null pointer");
+  check_cuda_args(fn, dtype, rows, d_in, d_out, rank, dropout_p);
+  SA2VA_CHECK_ARG(!adapter_index || (n_adapters >= 1 && adapter_scales), fn,
+                  ": adapter_index needs n_adapters >= 1 and adapter_scales");
+  switch (dtype) {
+#define SA2VA_LORA_FWD(DT, T)                                                                                    \
+  case DT:                                                                                                       \
+    forward_typed<T>(x, dtype, rows, d_in, d_out, rank, lora_a, lora_b, bias, scale, adapter_index, n_adapters, \
+                     adapter_scales, dropout_p, seed, offset, xs, y, stream);                                      \
+    break;
+    SA2VA_LORA_FWD(F32, float)
+    SA2VA_LORA_FWD(F16, __half)
+    SA2VA_LORA_FWD(BF16, __nv_bfloat16)
+#undef SA2VA_LORA_FWD
+    default: break;
+  }
+}
+
+void lora_backward_cuda(const void* x, const void* dy, const void* xs, int dtype, int64_t rows, int64_t d_in,
+                        int64_t d_out, int64_t rank, const void* lora_a, const void* lora_b, float scale,
+                        float dropout_p, uint64_t seed, uint64_t offset, float* grad_a, float* grad_b, void* dx,
+                        cudaStream_t stream) {
+  const char* fn = "lora_backward_cuda";
+  SA2VA_CHECK_ARG(x && dy && xs && lora_a && lora_b && grad_a && grad_b && dx, fn, ": null pointer");
+  check_cuda_args(fn, dtype, rows, d_in, d_out, rank, dropout_p);
+  switch (dtype) {
+#define SA2VA_LORA_BWD(DT, T)                                                                                   \
+  case DT:                                                                                                      \
+    backward_typed<T>(x, dy, xs, dtype, rows, d_in, d_out, rank, lora_a, lora_b, scale, dropout_p, seed, offset, \
+                      grad_a, grad_b, dx, stream);                                                              \
+    break;
+    SA2VA_LORA_BWD(F32, float)
+    SA2VA_LORA_BWD(F16, __half)
+    SA2VA_LORA_BWD(BF16, __nv_bfloat16)
+#undef SA2VA_LORA_BWD
+    default: break;
+  }
+}
+
+void lora_merge_cuda(void* w, int dtype, int64_t d_out, int64_t d_in, int64_t rank, const float* lora_a,
+                     const float* lora_b, float scale, cudaStream_t stream) {
+  const char* fn = "lora_merge_cuda";
+  SA2VA_CHECK_ARG(w && lora_a && lora_b, fn, ": null pointer");
+  check_cuda_args(fn, dtype, 1, d_in, d_out, rank, 0.0f);
+  const int64_t gx = ceil_div(d_in, 64), gy = ceil_div(d_out, 64);
+  SA2VA_CHECK_ARG(gx < (1LL << 31) && gy <= 65535, fn, ": weight too large for one launch");
+  dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy));
+  const int r = static_cast<int>(rank);
+  switch (dtype) {
+    case F32: launch_kernel(merge_kernel<float>, grid, stream, "lora merge_kernel", static_cast<float*>(w), d_out, d_in, r, lora_a, lora_b, scale); break;
+    case F16: launch_kernel(merge_kernel<__half>, grid, stream, "lora merge_kernel", static_cast<__half*>(w), d_out, d_in, r, lora_a, lora_b, scale); break;
+    case BF16: launch_kernel(merge_kernel<__nv_bfloat16>, grid, stream, "lora merge_kernel", static_cast<__nv_bfloat16*>(w), d_out, d_in, r, lora_a, lora_b, scale); break;
+    default: break;
+  }
+}
+
+}  // namespace sa2va
+
+#else  // built without nvcc
+
+namespace sa2va {
+void lora_set_pdl(int) {}
+void lora_forward_cuda(const void*, int, int64_t, int64_t, int64_t, int64_t, const void*, const void*, const void*, float,
+                       const int64_t*, int64_t, const float*, float, uint64_t, uint64_t, void*, void*, cudaStream_t) {
+  fail_no_cuda("lora_forward_cuda");
+}
+void lora_backward_cuda(const void*, const void*, const void*, int, int64_t, int64_t, int64_t, int64_t, const void*,
+                        const void*, float, float, uint64_t, uint64_t, float*, float*, void*, cudaStream_t) {
+  fail_no_cuda("lora_backward_cuda");
+}
+void lora_merge_cuda(void*, int, int64_t, int64_t, int64_t, const float*, const float*, float, cudaStream_t) {
+  fail_no_cuda("lora_merge_cuda");
+}
+}  // namespace sa2va
+
+#endif

@@ -1,0 +1,189 @@
+// CPU emulation of the small part of CUDA that our kernels use, for testing kernel source without a GPU.
+//
+// A block's threads run as fibers (ucontext) on one OS thread, each until it reaches __syncthreads() or returns,
+// in index order; blocks run one after another. Running every thread as far as possible before the next one starts
+// is the most hostile schedule for a missing barrier (a thread reads shared memory that later threads have not
+// written yet), and with AddressSanitizer every access outside a buffer fails. Warp-collective WMMA calls are
+// emulated redundantly per thread (mma.h here). What it cannot catch: hardware-specific behaviour, performance,
+// and races between blocks (blocks never overlap here).
+#pragma once
+#include <ucontext.h>
+#include <cassert>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define EMU_ASAN 1
+#endif
+
+struct dim3 {
+  unsigned x, y, z;
+  dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct uint4 { unsigned x, y, z, w; };
+
+namespace emu {
+
+struct State {
+  dim3 thread, block, block_dim, grid_dim;
+  int n = 0, cur = 0;
+  std::vector<ucontext_t> ctx;
+  std::vector<std::vector<char>> stacks;
+  std::vector<int> status;  // 0 runnable, 1 waiting at barrier, 2 finished
+  ucontext_t sched;
+  void (*body)(void*) = nullptr;
+  void* arg = nullptr;
+  const void* sched_stack_bottom = nullptr;
+  size_t sched_stack_size = 0;
+};
+
+inline State& st() {
+  static State s;
+  return s;
+}
+
+constexpr size_t kStack = 256 * 1024;
+
+inline void switch_to_sched(bool finishing) {
+  State& s = st();
+#ifdef EMU_ASAN
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(finishing ? nullptr : &fake, s.sched_stack_bottom, s.sched_stack_size);
+#endif
+  swapcontext(&s.ctx[s.cur], &s.sched);
+#ifdef EMU_ASAN
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+  (void)finishing;
+}
+
+inline void trampoline() {
+  State& s = st();
+#ifdef EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &s.sched_stack_bottom, &s.sched_stack_size);
+#endif
+  s.body(s.arg);
+  s.status[s.cur] = 2;
+  switch_to_sched(true);
+}
+
+inline void syncthreads() {
+  State& s = st();
+  s.status[s.cur] = 1;
+  switch_to_sched(false);
+}
+
+// Runs body(arg) as one block of `threads` fibers.
+inline void run_block(int threads, void (*body)(void*), void* arg) {
+  State& s = st();
+  s.n = threads;
+  s.body = body;
+  s.arg = arg;
+  s.ctx.assign(threads, ucontext_t{});
+  if (static_cast<int>(s.stacks.size()) < threads) s.stacks.resize(threads, std::vector<char>(kStack));
+  s.status.assign(threads, 0);
+  for (int i = 0; i < threads; ++i) {
+    getcontext(&s.ctx[i]);
+    s.ctx[i].uc_stack.ss_sp = s.stacks[i].data();
+    s.ctx[i].uc_stack.ss_size = kStack;
+    s.ctx[i].uc_link = nullptr;
+    makecontext(&s.ctx[i], trampoline, 0);
+  }
+  for (;;) {
+    bool any = false;
+    for (int i = 0; i < threads; ++i) {
+      if (s.status[i] != 0) continue;
+      any = true;
+      s.cur = i;
+      s.thread = dim3(static_cast<unsigned>(i) % s.block_dim.x, 0, 0);
+#ifdef EMU_ASAN
+      void* fake = nullptr;
+      __sanitizer_start_switch_fiber(&fake, s.stacks[i].data(), kStack);
+#endif
+      swapcontext(&s.sched, &s.ctx[i]);
+#ifdef EMU_ASAN
+      __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+    }
+    int waiting = 0, done = 0;
+    for (int v : s.status) { waiting += v == 1; done += v == 2; }
+    if (done == threads) return;
+    if (!any && waiting == 0) break;
+    // CUDA requires every live thread of the block at the barrier; a thread that exited early while others wait
+    // is a divergent barrier (undefined on the GPU): report it instead of guessing.
+    if (done != 0 && waiting != 0) {
+      std::fprintf(stderr, "emu: __syncthreads reached by %d threads while %d have exited\n", waiting, done);
+      std::abort();
+    }
+    for (int& v : s.status) if (v == 1) v = 0;
+  }
+}
+
+template <typename... Args>
+struct Launch {
+  dim3 grid, block;
+  void (*kernel)(Args...);
+  template <typename... Actual>
+  void operator()(Actual&&... actual) {
+    std::tuple<Args...> args(std::forward<Actual>(actual)...);
+    State& s = st();
+    s.grid_dim = grid;
+    s.block_dim = block;
+    assert(block.y == 1 && block.z == 1);
+    for (unsigned z = 0; z < grid.z; ++z)
+      for (unsigned y = 0; y < grid.y; ++y)
+        for (unsigned x = 0; x < grid.x; ++x) {
+          s.block = dim3(x, y, z);
+          struct Ctx { void (*k)(Args...); std::tuple<Args...>* a; } c{kernel, &args};
+          run_block(static_cast<int>(block.x), [](void* p) {
+            Ctx* c = static_cast<Ctx*>(p);
+            std::apply(c->k, *c->a);
+          }, &c);
+        }
+  }
+};
+
+template <typename... Args>
+Launch<Args...> launch(dim3 grid, dim3 block, void (*kernel)(Args...)) {
+  return Launch<Args...>{grid, block, kernel};
+}
+
+inline void check_aligned(const void* p, size_t bytes, const char* what) {
+  if (reinterpret_cast<uintptr_t>(p) % bytes != 0) {
+    std::fprintf(stderr, "emu: %s at %p is not %zu-byte aligned\n", what, p, bytes);
+    std::abort();
+  }
+}
+
+}  // namespace emu
+
+#include <tuple>
+
+#define threadIdx (::emu::st().thread)
+#define blockIdx (::emu::st().block)
+#define blockDim (::emu::st().block_dim)
+#define gridDim (::emu::st().grid_dim)
+#define __syncthreads() ::emu::syncthreads()
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+#define SA2VA_LAUNCH(grid, block, stream, ...) ::emu::launch(grid, block, __VA_ARGS__)
+
+inline void __threadfence() {}
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int atomicAdd(int* p, int v) { int old = *p; *p += v; return old; }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { unsigned old = *p; *p += v; return old; }
+inline uint4 __ldg(const uint4* p) { emu::check_aligned(p, 16, "__ldg(uint4)"); return *p; }
+template <typename T> inline T __ldg(const T* p) { return *p; }
+template <typename T> inline T __ldcg(const T* p) { return *p; }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the CUDA kernels of native/src/main/cpp for the CPU emulation (cuda_emu/) with AddressSanitizer and runs
+# them against the CPU implementations. No GPU or nvcc needed.
+#   run-emu-tests.sh OUT_DIR [--quick]
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../../main/cpp" && pwd)
+OUT=${1:?out dir}; shift || true
+mkdir -p "$OUT"
+CXX=${CXX:-g++}
+FLAGS=(-std=c++17 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -Wall -Wno-unknown-pragmas
+       -Wno-unused-function -pthread -DSA2VA_CUDA_EMULATION -I"$HERE/cuda_emu" -I"$SRC")
+BIN="$OUT/lora_emu_test"
+newest=$(find "$SRC/lora" "$SRC/common" "$HERE" -type f -newer "$BIN" 2>/dev/null | head -1 || true)
+if [ ! -x "$BIN" ] || [ -n "$newest" ]; then
+  "$CXX" "${FLAGS[@]}" -x c++ "$SRC/lora/lora.cu" "$SRC/common/workspace.cu" -x none "$SRC/lora/lora_cpu.cpp" \
+    "$SRC/common/runtime.cpp" \
+    "$HERE/lora_emu_test.cpp" -o "$BIN"
+fi
+SA2VA_NUM_THREADS=${SA2VA_NUM_THREADS:-2} ASAN_OPTIONS=detect_leaks=0 "$BIN" "$@"

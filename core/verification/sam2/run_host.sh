@@ -86,10 +86,12 @@ step "3 Java speed/memory (JMH Sam2ImageBench)" 75 \
     org.openjdk.jmh.Main Sam2ImageBench -f 0 -wi 1 -w 2s -i 3 -r 2s -p batch=1,4,8 -p dtype=bf16 \
     -p config=hiera-large ${WEIGHTS[@]+"${WEIGHTS[@]}"} -rf json -rff "$OUT/sam2-jmh.json"
 
-# 4. HF speed and memory, same protocol
+# 4. HF speed and memory, same protocol (SAM2_SKIP_HF_SPEED=1 skips it when an earlier call on the same card has it)
+if [ -z "${SAM2_SKIP_HF_SPEED:-}" ]; then
 step "4 HF speed/memory (hf_speed.py)" 60 \
   python3 core/verification/sam2/hf_speed.py --config hiera-large --batches 1,4,8 --dtype bf16 --warmup 3 \
     --seconds 3 --out "$OUT/sam2-hf-speed.json"
+fi
 
 # 5. the table
 step "5 table (benchmarks/sam2_report.py)" 20 \

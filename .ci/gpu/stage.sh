@@ -23,6 +23,7 @@ mods=$(ls native/target/sa2va-native-*.jar core/target/sa2va-core-*[0-9T].jar be
           examples/target/sa2va-examples-*.jar | grep -v -- '-tests.jar')
 python3 "$STAGE" app $entries $mods native/target/test-classes core/target/test-classes target/gpu-tools/*.jar
 # 3. JRE + libtorch CUDA in parts of <= 60 MB (cached after the first run)
-python3 "$STAGE" runtime --torch
+# parts of 48 MB: a call carries one part plus every tracked file of the repository (64 MiB in all)
+python3 "$STAGE" runtime --torch --part-mb 48
 cp .ci/gpu/host.sh .gpu/host.sh
 echo "staged: .gpu/parts/p* (one per call), then .gpu/app + .gpu/*.sh with the command"

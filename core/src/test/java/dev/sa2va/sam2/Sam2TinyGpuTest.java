@@ -1,5 +1,7 @@
 package dev.sa2va.sam2;
 
+import dev.sa2va.testing.Tf32;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 

@@ -1,5 +1,7 @@
 package dev.sa2va.sam2;
 
+import dev.sa2va.testing.Tf32;
+
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonObject;
 import dev.sa2va.core.Torch;

@@ -1,4 +1,4 @@
-package dev.sa2va.sam2;
+package dev.sa2va.testing;
 
 import org.bytedeco.pytorch.Context;
 import org.bytedeco.pytorch.global.torch;
@@ -7,7 +7,7 @@ import org.bytedeco.pytorch.global.torch;
  * Turns TF32 off for a float32 check on CUDA: cuDNN convolutions use TF32 by default (10-bit mantissa), which
  * alone gives ~1e-3 relative error in the patch embedding, far above the 1e-4 float32 bound. Restores on close.
  */
-final class Tf32 implements AutoCloseable {
+public final class Tf32 implements AutoCloseable {
     private final boolean cudnn, cublas;
 
     private Tf32() {
@@ -18,7 +18,7 @@ final class Tf32 implements AutoCloseable {
         c.setAllowTF32CuBLAS(false);
     }
 
-    static Tf32 off() {
+    public static Tf32 off() {
         return new Tf32();
     }
 

@@ -12,8 +12,9 @@ def load_jmh(path):
     rows = {}
     for b in json.load(open(path)):
         cls, method = b["benchmark"].split(".")[-2:]
-        rows[(cls, method, tuple(sorted(b["params"].items())))] = (b["primaryMetric"]["score"],
-                                                                  b["primaryMetric"]["scoreError"])
+        # JMH writes the error as the string "NaN" when there are fewer than 3 iterations
+        rows[(cls, method, tuple(sorted(b["params"].items())))] = (float(b["primaryMetric"]["score"]),
+                                                                  float(b["primaryMetric"]["scoreError"]))
     return rows
 
 

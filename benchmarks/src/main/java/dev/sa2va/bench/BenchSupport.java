@@ -36,6 +36,17 @@ final class BenchSupport {
         torch_cuda.device_synchronize();
     }
 
+    /**
+     * The yardstick of every memory-bound benchmark: {@code reps} device-to-device copies, one synchronisation
+     * (bytes moved = 2x the tensor size per copy: read + write).
+     */
+    static void copies(org.bytedeco.pytorch.Tensor dst, org.bytedeco.pytorch.Tensor src, int reps) {
+        for (int i = 0; i < reps; i++) {
+            dst.copy_(src);
+        }
+        sync();
+    }
+
     /** "8x262144" -> {8, 262144}. */
     static long[] shape(String s) {
         String[] p = s.split("x");

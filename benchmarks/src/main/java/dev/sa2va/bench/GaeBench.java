@@ -82,9 +82,6 @@ public class GaeBench {
     @Benchmark
     @OperationsPerInvocation(REPS)
     public void copyBaseline() {
-        for (int i = 0; i < REPS; i++) {
-            copyDst.copy_(copySrc);
-        }
-        BenchSupport.sync();
+        BenchSupport.copies(copyDst, copySrc, REPS);
     }
 }

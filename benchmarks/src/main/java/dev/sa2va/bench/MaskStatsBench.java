@@ -92,10 +92,7 @@ public class MaskStatsBench {
         @Benchmark
         @OperationsPerInvocation(REPS)
         public void copyBaseline() {
-            for (int i = 0; i < REPS; i++) {
-                copyDst.copy_(copySrc);
-            }
-            BenchSupport.sync();
+            BenchSupport.copies(copyDst, copySrc, REPS);
         }
     }
 

@@ -107,9 +107,6 @@ public class PpoBench {
     @Benchmark
     @OperationsPerInvocation(REPS)
     public void copyBaseline() {
-        for (int i = 0; i < REPS; i++) {
-            copyDst.copy_(copySrc);
-        }
-        BenchSupport.sync();
+        BenchSupport.copies(copyDst, copySrc, REPS);
     }
 }

@@ -124,9 +124,6 @@ public class RewardBench {
     @Benchmark
     @OperationsPerInvocation(REPS)
     public void copyBaseline() {
-        for (int i = 0; i < REPS; i++) {
-            copyDst.copy_(copySrc);
-        }
-        BenchSupport.sync();
+        BenchSupport.copies(copyDst, copySrc, REPS);
     }
 }

@@ -9,14 +9,13 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import dev.sa2va.core.Devices;
 import dev.sa2va.testing.Gpu;
+import dev.sa2va.testing.Tf32;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import org.bytedeco.pytorch.Context;
 import org.bytedeco.pytorch.Device;
-import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
@@ -38,10 +37,7 @@ class MllmGpuTest {
     void gpu() {
         Gpu.require();
         // the HF reference ran with TF32 off; libtorch enables it for cuDNN convolutions by default
-        Context c = torch.globalContext();
-        c.setAllowTF32CuBLAS(false);
-        c.setAllowTF32CuDNN(false);
-        c.setFloat32MatmulPrecision("highest");
+        Tf32.offForThisRun();
     }
 
     @Test

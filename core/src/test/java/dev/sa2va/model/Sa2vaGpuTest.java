@@ -13,11 +13,10 @@ import dev.sa2va.eval.OutOfMemoryFailure;
 import dev.sa2va.eval.SampleResult;
 import dev.sa2va.eval.Segmenter;
 import dev.sa2va.testing.Gpu;
+import dev.sa2va.testing.Tf32;
 import java.nio.file.Path;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Context;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
@@ -37,10 +36,7 @@ class Sa2vaGpuTest {
     @BeforeEach
     void gpu() {
         Gpu.require();
-        Context c = torch.globalContext();
-        c.setAllowTF32CuBLAS(false);
-        c.setAllowTF32CuDNN(false);
-        c.setFloat32MatmulPrecision("highest");
+        Tf32.offForThisRun();
     }
 
     @Test

@@ -22,6 +22,17 @@ public final class Tf32 implements AutoCloseable {
         return new Tf32();
     }
 
+    /**
+     * Turns TF32 off for the rest of the test JVM (cuBLAS, cuDNN and float32 matmul precision "highest"), for GPU test
+     * classes whose every test compares float32 against a TF32-free reference.
+     */
+    public static void offForThisRun() {
+        Context c = torch.globalContext();
+        c.setAllowTF32CuBLAS(false);
+        c.setAllowTF32CuDNN(false);
+        c.setFloat32MatmulPrecision("highest");
+    }
+
     @Override
     public void close() {
         Context c = torch.globalContext();

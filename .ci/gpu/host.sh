@@ -11,6 +11,7 @@ case "$what" in
   unpack)
     for p in .gpu/parts/p*; do [ -d "$p" ] && python3 .gpu/recv.py "$p"; done ;;
   tests)
+    export SA2VA_REQUIRE_GPU=1   # on this host a GPU test that cannot see the card fails instead of skipping
     dirs=$(ls -d .gpu/app/*/ | tr '\n' ':')
     exec bash .gpu/run.sh -Xmx16g org.junit.platform.console.ConsoleLauncher execute --disable-banner \
       --details=tree --scan-classpath "$dirs" --include-tag gpu "$@" ;;

@@ -157,7 +157,8 @@ struct WmmaTile {
   template <int KC, bool P_COLS, bool Q_T>
   __device__ void mma(const T* Ps, int ldp, const T* Qs, int ldq) {
     if (!active) return;
-#pragma unroll
+    // not unrolled fully: with long chunks the compiler would hoist every fragment load of the chunk and spill
+#pragma unroll 2
     for (int kk = 0; kk < KC; kk += 16) {
       wmma::fragment<wmma::matrix_a, 16, 16, 16, T, typename LayoutOf<P_COLS>::type> a[NF_M];
 #pragma unroll
@@ -314,7 +315,31 @@ struct SkinnyArgs {
   bool vec_p, vec_q;
 };
 
-constexpr int kSkBM = 64, kSkKC = 32;
+constexpr int kSkBM = 64;
+
+// K per pipeline step. The K loop keeps one chunk of loads in flight per block while it multiplies the previous one,
+// so the chunk size sets the bytes in flight and with them the bandwidth a block can pull: at 32 (the first version)
+// a bf16 block had 4 KB in flight, a few hundred blocks ~1.3 MB, about a third of what HBM needs to stay busy at
+// ~1 µs latency (Little's law). The largest chunk whose P and Q tiles fit 40 KB of static shared memory (3 blocks
+// per SM of the 228 KB, leaving room for L1) and whose loads fit the registers: 128 for 16-bit types up to r = 32,
+// less for larger ranks (the Q tile grows with r).
+constexpr int skinny_tile_bytes(int esize, int rp, bool p_cols, bool q_t, int kc) {
+  const int pad = 16 / esize;
+  const int p = p_cols ? kc * (kSkBM + pad) : kSkBM * (kc + pad);
+  const int q = q_t ? rp * (kc + pad) : kc * (rp + pad);
+  return (p + q) * esize;
+}
+// Registers: the 16-byte vectors each thread carries from one chunk to the next plus the accumulators (rp/32 per
+// 8 fp32 registers); above 7 ptxas spilled at the 128-register cap of two blocks per SM (r = 256 runs one block
+// per SM with 255 registers and is not limited here).
+constexpr int skinny_register_load(int esize, int rp, int kc) { return (kSkBM + rp) * kc * esize / 16 / 256 + rp / 32; }
+constexpr int skinny_kc(int esize, int rp, bool p_cols, bool q_t) {
+  int kc = esize == 2 ? 128 : 64;
+  while (kc > 16 && (skinny_tile_bytes(esize, rp, p_cols, q_t, kc) > 40 * 1024 ||
+                     (rp <= 128 && skinny_register_load(esize, rp, kc) > 7)))
+    kc /= 2;
+  return kc;
+}
 
 template <typename T, int RP>
 struct SkinnyTile;
@@ -334,11 +359,14 @@ struct SkinnyTile {
 // product of the current chunk, so their latency overlaps the MMAs instead of stalling every block at the barrier.
 // Blocks per SM the register budget must allow: these kernels stream x or dY, so occupancy (bytes in flight) matters
 // more than the few extra instructions a tighter register budget costs.
-template <int RP> constexpr int skinny_min_blocks() { return RP <= 64 ? 3 : RP == 128 ? 2 : 1; }
+// Two blocks per SM (128 registers): with 16 KB chunks that keeps ~32 KB of loads in flight per SM; a cap of three
+// blocks (80 registers) made the unrolled chunk loads spill.
+template <int RP> constexpr int skinny_min_blocks() { return RP <= 128 ? 2 : 1; }
 
 template <typename T, int RP, bool P_COLS, bool Q_T>
 __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kernel(const SkinnyArgs a) {
-  constexpr int BM = kSkBM, KC = kSkKC, VEC = vec_of<T>(), PAD = pad_of<T>();
+  constexpr int BM = kSkBM, KC = skinny_kc(static_cast<int>(sizeof(T)), RP, P_COLS, Q_T), VEC = vec_of<T>();
+  constexpr int PAD = pad_of<T>();
   constexpr int LDP = P_COLS ? BM + PAD : KC + PAD, P_ROWS = P_COLS ? KC : BM;
   constexpr int LDQ = Q_T ? KC + PAD : RP + PAD, Q_ROWS = Q_T ? RP : KC;
   constexpr int P_VECS = BM * KC / VEC, P_IT = (P_VECS + kThreads - 1) / kThreads;
@@ -539,8 +567,10 @@ struct ExpandTile { using type = WmmaTile<T, 32, 32, 2, 2>; };  // 2 x 4 warps o
 template <>
 struct ExpandTile<float> { using type = FmaTile<8, 32, 8, 4>; };  // rows r·8.., columns c + 32·j
 
+// Three blocks per SM at least (a register cap of 85): the kernel is a store stream, and with fewer resident blocks
+// the shared-memory round trip of the epilogue is not hidden.
 template <typename T, bool Q_T>
-__global__ void __launch_bounds__(kThreads) expand_kernel(const ExpandArgs a) {
+__global__ void __launch_bounds__(kThreads, 3) expand_kernel(const ExpandArgs a) {
   constexpr int BM = kExBM, BN = kExBN, KC = kExKC, VEC = vec_of<T>(), PAD = pad_of<T>();
   constexpr int LDS = KC + PAD, LDQ = Q_T ? KC + PAD : BN + PAD, Q_ROWS = Q_T ? BN : KC, LDC = BN + 4;
   constexpr int OPS_BYTES = (BM * LDS + Q_ROWS * LDQ) * static_cast<int>(sizeof(T));
@@ -694,7 +724,7 @@ int64_t align_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 int64_t elem_size(int dtype) { return dtype == F32 ? 4 : 2; }
 
-// Split of the K dimension of a skinny product: enough blocks to fill the GPU about twice, but fp32 partials no
+// Split of the K dimension of a skinny product: enough blocks to fill the GPU twice, but fp32 partials no
 // larger than half of the bytes the split saves reading, and at least two K chunks per split.
 struct SkinnyPlan {
   int splits;
@@ -702,15 +732,17 @@ struct SkinnyPlan {
   int64_t partial_floats() const { return static_cast<int64_t>(splits) * m_tiles * kSkBM; }
 };
 
-SkinnyPlan plan_skinny(int64_t M, int64_t K, int rp, int64_t esize) {
+SkinnyPlan plan_skinny(int64_t M, int64_t K, int rp, int64_t esize, bool p_cols, bool q_t) {
   SkinnyPlan p;
+  const int kc = skinny_kc(static_cast<int>(esize), rp, p_cols, q_t);
   p.m_tiles = ceil_div(M, kSkBM);
-  const int64_t chunks = ceil_div(K, kSkKC);
+  const int64_t chunks = ceil_div(K, kc);
+  // two blocks per SM (the launch bounds' minimum), so one wave keeps every SM streaming
   const int64_t want = ceil_div(2LL * device_sm_count(), p.m_tiles);
   const int64_t by_traffic = std::max<int64_t>(1, (K * esize) / (8LL * rp));
   const int64_t by_chunks = std::max<int64_t>(1, chunks / 2);
   const int64_t s = std::max<int64_t>(1, std::min<int64_t>({want, by_traffic, by_chunks, 32}));
-  p.k_per_split = ceil_div(chunks, s) * kSkKC;
+  p.k_per_split = ceil_div(chunks, s) * kc;
   p.splits = static_cast<int>(ceil_div(K, p.k_per_split));
   return p;
 }
@@ -728,7 +760,7 @@ struct ForwardLayout {
 ForwardLayout forward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool has_xs) {
   ForwardLayout l;
   l.rp = rank_pad(rank);
-  l.shrink = plan_skinny(rows, d_in, l.rp, elem_size(dtype));
+  l.shrink = plan_skinny(rows, d_in, l.rp, elem_size(dtype), false, true);
   l.partial_off = 0;
   l.xs_off = align_up(l.partial_off + l.shrink.partial_floats() * l.rp * 4, kAlign);
   l.total = has_xs ? l.xs_off : align_up(l.xs_off + rows * rank * elem_size(dtype), kAlign);
@@ -746,9 +778,9 @@ BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t d_
   BackwardLayout l;
   const int64_t es = elem_size(dtype);
   l.rp = rank_pad(rank);
-  l.ds = plan_skinny(rows, d_out, l.rp, es);   // ds = dY·B: M = rows, K = d_out
-  l.db = plan_skinny(d_out, rows, l.rp, es);   // dB = dYᵀ·xs: M = d_out, K = rows
-  l.da = plan_skinny(d_in, rows, l.rp, es);    // dAᵀ = drop(x)ᵀ·ds: M = d_in, K = rows
+  l.ds = plan_skinny(rows, d_out, l.rp, es, false, false);   // ds = dY·B: M = rows, K = d_out
+  l.db = plan_skinny(d_out, rows, l.rp, es, true, false);   // dB = dYᵀ·xs: M = d_out, K = rows
+  l.da = plan_skinny(d_in, rows, l.rp, es, true, false);    // dAᵀ = drop(x)ᵀ·ds: M = d_in, K = rows
   l.tiles = std::max({l.ds.m_tiles, l.db.m_tiles, l.da.m_tiles});
   const int64_t partial = std::max({l.ds.partial_floats(), l.db.partial_floats(), l.da.partial_floats()}) * l.rp * 4;
   l.ds_off = 0;

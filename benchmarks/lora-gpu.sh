@@ -26,7 +26,7 @@ case "$what" in
 esac
 case "$what" in
   all|bench)
-    step 75 "$OUT/lora-bench.log" bash .gpu/host.sh java dev.sa2va.bench.LoraDeviceTimes "$OUT/lora-device.jsonl"
+    step 110 "$OUT/lora-bench.log" bash .gpu/host.sh java dev.sa2va.bench.LoraDeviceTimes "$OUT/lora-device.jsonl"
     step 90 "$OUT/lora-bench.log" python3 benchmarks/python/lora_baselines.py "$OUT/lora-baselines.jsonl"
     # T = 4096 only, to stay within the 4-minute budget (LoraDeviceTimes covers T = 2600; drop -p tokens=4096 for
     # the host-inclusive T = 2600 numbers, ~45 s more)

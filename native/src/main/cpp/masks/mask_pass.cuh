@@ -193,6 +193,57 @@ __device__ __forceinline__ uint2 ld_raw_mask(const uint8_t* base, int kind, int6
   return __ldg(reinterpret_cast<const uint2*>(base) + g);
 }
 
+// ---- lean per-pixel math of the vector path for logits ---------------------------------------------------------
+// The pass is issue-bound long before it is memory-bound if every pixel pays for generic code (bit tests of the
+// region and target, a NaN test, a sigmoid with range fix-ups): the vector path of logits uses this instead.
+__device__ __forceinline__ float ex2_ftz(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
+__device__ __forceinline__ float rcp_ftz(float x) { float y; asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
+
+// Prediction bits (x > thr) of a whole chunk of logits; with SOFT also sigmoid sums over the region `in` (sp) and
+// over region and target (spy), as stats_float_chunk. NaN logits: counted in `bad` exactly, from a slow path
+// taken only when a chunk sum is NaN (a NaN logit always makes it NaN; +inf and -inf together do too, and are
+// then counted as 0 NaNs), and they propagate into the soft sums as in stats_float_chunk.
+template <bool SOFT>
+__device__ __forceinline__ uint32_t logit_chunk(const float* v, float thr, uint32_t y, uint32_t in, float& sp,
+                                                float& spy, uint32_t& bad) {
+  uint32_t h = 0;
+  float any = 0.0f;
+#pragma unroll
+  for (int k = 0; k < 8; ++k) h |= static_cast<uint32_t>(v[k] > thr) << k;
+  if constexpr (SOFT) {
+    float p[8];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      const float x = v[k];
+      const float e = ex2_ftz(-fabsf(x) * 1.4426950408889634f);  // exp(-|x|)
+      const float r = rcp_ftz(1.0f + e);
+      p[k] = x >= 0.0f ? r : e * r;  // NaN x: e = NaN, so p = NaN
+    }
+    const uint32_t iy = in & y;
+    if (in == 0xffu) {
+#pragma unroll
+      for (int k = 0; k < 8; ++k) sp += p[k];
+      any = sp;
+    } else {
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        any += p[k];
+        sp += ((in >> k) & 1u) ? p[k] : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < 8; ++k) spy += ((iy >> k) & 1u) ? p[k] : 0.0f;
+  } else {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) any += v[k];
+  }
+  if (any != any) {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) bad += v[k] != v[k];
+  }
+  return h;
+}
+
 // Chunks per thread and batch on the vector path: all loads of a batch are issued before any math, so that
 // every thread keeps U chunks (~100 bytes for bf16 + uint8) in flight; with 4 resident blocks of 256 threads
 // that covers the memory latency of an SM at full bandwidth.
@@ -244,19 +295,19 @@ __global__ void __launch_bounds__(kThreads) mask_pass_kernel(const Args a) {
           if constexpr (kFloatPred) {
             float v[8];
             decode(raw[j], v);
-            if constexpr (SOFT) {
+            if (logits && !a.want_bce) {
+              // The common case (rewards and counts of logits): the lean per-pixel code below.
+              float sp = 0.0f, spy = 0.0f;
+              h = logit_chunk<SOFT>(v, a.threshold, y, in, sp, spy, badp);
+              f0 += spy;
+              f1 += sp;
+            } else {
               FloatChunk fc = stats_float_chunk(v, 8, logits, a.threshold, y, in, a.want_bce != 0, a.pos_weight);
               h = fc.hbits;
               badp += fc.bad;
               f0 += fc.spy;
               f1 += fc.sp;
               f2 += fc.bce;
-            } else {
-#pragma unroll
-              for (int k = 0; k < 8; ++k) {
-                h |= static_cast<uint32_t>(v[k] > a.threshold) << k;
-                badp += logits ? (v[k] != v[k]) : !(v[k] >= 0.0f && v[k] <= 1.0f);
-              }
             }
           } else if constexpr (std::is_same<PT, PackedTag>::value) {
             h = raw[j].q & 0xffu;

@@ -42,6 +42,7 @@ struct PpoArgs {
   float adv_eps;
   int has_prep;
   int seg;                // lanes per row in the preparatory pass
+  int prep_vec;           // the preparatory pass only counts an aligned mask with L % 16 == 0: 16-byte loads
   double host_tokens;     // without a prep launch: B * L
   float* scalars;
   float *dlogp, *dvalue, *dentropy;
@@ -52,6 +53,11 @@ struct PpoArgs {
   float* rowcnt;          // [B]
   double* main_partials;  // [blocks][kMainAcc]
 };
+
+// Number of non-zero bytes of w.
+__device__ __forceinline__ unsigned nonzero_bytes(uint32_t w) {
+  return __popc((((w & 0x7f7f7f7fu) + 0x7f7f7f7fu) | w) & 0x80808080u);
+}
 
 // Rows are handled by segments of S lanes (S = power of two <= 32 covering L when L is short), so short rows
 // do not leave most of a warp idle.
@@ -66,12 +72,21 @@ __device__ __forceinline__ void ppo_prep_pass(const PpoArgs& a, int seg) {
   for (int64_t row = seg_id; row < rows_padded; row += seg_stride) {
     const bool live = row < a.b;
     unsigned cnt = 0;
-    if (live) {
+    if (live && a.prep_vec) {
+      // Counting only: 16 mask bytes per load, non-zero bytes counted four at a time.
+      const uint4* mr = reinterpret_cast<const uint4*>(a.mask + row * a.l);
+      for (int64_t q = sl; q < a.l / 16; q += seg) {
+        const uint4 u = __ldg(mr + q);
+        cnt += nonzero_bytes(u.x) + nonzero_bytes(u.y) + nonzero_bytes(u.z) + nonzero_bytes(u.w);
+      }
+    } else if (live && a.mask == nullptr && !(a.adv_per_token && a.norm_adv)) {
+      cnt = sl == 0 ? static_cast<unsigned>(a.l) : 0u;
+    } else if (live) {
       for (int64_t j = sl; j < a.l; j += seg) {
         const int64_t i = row * a.l + j;
         const bool m = a.mask == nullptr || a.mask[i] != 0;
         cnt += m;
-        if (m && a.adv_per_token) {
+        if (m && a.adv_per_token && a.norm_adv) {
           const double x = a.adv[i];
           sa += x;
           saa += x * x;
@@ -380,6 +395,8 @@ void ppo_loss_cuda(const float* logp, const float* logp_old, const float* adv, i
   int seg = 1;
   while (seg < 32 && seg < l) seg <<= 1;
   a.seg = seg;
+  a.prep_vec = mask != nullptr && !(adv_per_token && a.norm_adv) && l % 16 == 0 &&
+               reinterpret_cast<uintptr_t>(mask) % 16 == 0;
   if (vec) {
     if (a.has_prep) launch_u<true, true>(a, work, sms, stream);
     else launch_u<true, false>(a, work, sms, stream);

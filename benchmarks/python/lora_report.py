@@ -53,6 +53,8 @@ def main():
     ap.add_argument("--device", required=True)
     ap.add_argument("--baselines", required=True)
     ap.add_argument("--jmh")
+    ap.add_argument("--bw-tbs", type=float, default=4.3,
+                    help="copy bandwidth (read + write) of the card in TB/s for the traffic floors (H200 ~4.3, H100 ~3.0)")
     a = ap.parse_args()
 
     dev = load_jsonl(a.device)
@@ -115,6 +117,32 @@ def main():
         print()
     print(f"Goals met (device time): forward {met['fwd'][0]}/{met['fwd'][1]}, backward at d >= 4096 "
           f"{met['bwd'][0]}/{met['bwd'][1]}, >= 1.3x faster than PEFT-style {met['peft'][0]}/{met['peft'][1]}.\n")
+
+    kern = [(k, v) for k, v in ours.items() if k[0] in ("kfwd", "kbwd")]
+    if kern:
+        bw = a.bw_tbs * 1e12
+        print(f"### Our kernels alone vs their traffic floor (device µs, bf16, dropout 0.05; floor at {a.bw_tbs} TB/s)\n")
+        print("Floor: forward reads x and writes y, (T·d_in + T·d_out)·2 B; backward reads dY and x once and writes dx, "
+              "(T·d_out + 2·T·d_in)·2 B. β=1 columns: the base GEMM accumulating onto the buffer our kernels wrote "
+              "(what LoraOps runs) over the plain GEMM.\n")
+        print("| d_in x d_out | T | r | kernels fwd | floor fwd | x floor | kernels bwd | floor bwd | x floor | "
+              "GEMM fwd β=1 / β=0 | GEMM dX β=1 / β=0 |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for t in tokens_list:
+            for d_in, d_out in shapes:
+                bfa = base_java.get(("fwd_acc", d_in, d_out, t))
+                bf = base_java.get(("fwd", d_in, d_out, t))
+                bda = base_java.get(("dx_acc", d_in, d_out, t))
+                bdx = base_java.get(("dx", d_in, d_out, t))
+                for rank in ranks:
+                    kf = ours.get(("kfwd", d_in, d_out, rank, t, 0.05))
+                    kb = ours.get(("kbwd", d_in, d_out, rank, t, 0.05))
+                    ff = (t * d_in + t * d_out) * 2 / bw * 1e6
+                    fb = (t * d_out + 2 * t * d_in) * 2 / bw * 1e6
+                    print(f"| {d_in}x{d_out} | {t} | {rank} | {fmt(kf)} | {fmt(ff)} | {fmt(kf / ff if kf else None, 2)} | "
+                          f"{fmt(kb)} | {fmt(fb)} | {fmt(kb / fb if kb else None, 2)} | "
+                          f"{fmt(bfa / bf if bfa and bf else None, 3)} | {fmt(bda / bdx if bda and bdx else None, 3)} |")
+        print()
 
     if nopdl:
         print("### Programmatic dependent launch (device time of fwd+bwd, µs, T = 4096, dropout 0.05)\n")

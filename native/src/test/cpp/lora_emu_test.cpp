@@ -180,6 +180,10 @@ int main(int argc, char** argv) {
       {33, 256, 129, 64}, {20, 40, 24, 128}, {9, 24, 16, 256}, {150, 72, 88, 32}, {3, 300, 5, 2},
   };
   if (quick) shapes.resize(6);
+  // more rows than one K chunk of the row reductions (dA, dB: up to 128 rows per chunk), so those run several chunks
+  // per split and several splits, with a row tail; r = 100 pads to 128 (smaller chunks, larger Q tile)
+  shapes.push_back({300, 40, 24, 16});
+  shapes.push_back({270, 17, 33, 100});
   uint32_t seed = 1;
   for (int sms : {132, 3, 1}) {
     g_sms = sms;

@@ -99,6 +99,43 @@ __device__ __forceinline__ bool last_block_arrive(unsigned* counter, unsigned ex
   return last;
 }
 
+// Grid-wide barrier with a "last block" step, for COOPERATIVE launches only (every block resident, else it
+// deadlocks). Every thread of every block calls it after the block stored its partial. Returns true in all
+// threads of the block that arrived last: it sees every partial, writes the totals, then thread 0 calls
+// grid_release. The other blocks wait for the release, return false and then see the totals (read them with
+// __ldcg: L1 is not coherent). Three workspace counters, all zero again when the kernel ends (the stream's
+// other kernels expect zeros): arrivals (reset by the releasing block), the release flag, and departures (the
+// last block to leave the wait resets departures and the flag; every waiter has seen the flag by then).
+__device__ __forceinline__ bool grid_arrive(unsigned* arrive, unsigned* flag, unsigned* depart, unsigned expected) {
+  __shared__ bool s_last;
+  // Every thread's earlier global writes (not only thread 0's partial) must be visible to the other blocks.
+  __threadfence();
+  __syncthreads();
+  if (block_tid() == 0) s_last = atomicAdd(arrive, 1u) == expected - 1;
+  __syncthreads();
+  if (s_last) {
+    __threadfence();
+    return true;
+  }
+  if (block_tid() == 0) {
+    while (*reinterpret_cast<volatile unsigned*>(flag) == 0u) __nanosleep(64);
+    __threadfence();
+    if (atomicAdd(depart, 1u) == expected - 2) {
+      *depart = 0u;
+      *reinterpret_cast<volatile unsigned*>(flag) = 0u;
+    }
+  }
+  __syncthreads();
+  return false;
+}
+
+// Thread 0 of the last block of grid_arrive, after writing the totals.
+__device__ __forceinline__ void grid_release(unsigned* arrive, unsigned* flag, unsigned expected) {
+  *arrive = 0u;
+  __threadfence();
+  if (expected > 1) atomicExch(flag, 1u);
+}
+
 // Loads that bypass L1, for partials written by other blocks.
 __device__ __forceinline__ double load_cg(const double* p) { return __ldcg(p); }
 

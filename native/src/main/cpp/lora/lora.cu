@@ -116,6 +116,7 @@ __device__ __forceinline__ void pdl_wait_and_release() {
 
 // Dropout keep bits for VEC consecutive flat indices starting at `first` (any alignment).
 __device__ __forceinline__ uint32_t keep_bits(uint64_t seed, uint64_t offset, uint32_t p16, uint64_t first, int n) {
+  if ((first & 7u) == 0 && n <= 8) return lora_keep_bits8(seed, offset, first >> 3, p16);  // one Philox block
   uint32_t out = 0;
   uint64_t group = first >> 3;
   uint32_t bits = lora_keep_bits8(seed, offset, group, p16);
@@ -157,7 +158,8 @@ struct WmmaTile {
   template <int KC, bool P_COLS, bool Q_T>
   __device__ void mma(const T* Ps, int ldp, const T* Qs, int ldq) {
     if (!active) return;
-#pragma unroll
+    // not unrolled fully: with long chunks the compiler would hoist every fragment load of the chunk and spill
+#pragma unroll 2
     for (int kk = 0; kk < KC; kk += 16) {
       wmma::fragment<wmma::matrix_a, 16, 16, 16, T, typename LayoutOf<P_COLS>::type> a[NF_M];
 #pragma unroll
@@ -241,6 +243,18 @@ __device__ __forceinline__ void fetch(const T* src, int count, bool vec_ok, T (&
   }
 }
 
+// fetch() for memory this kernel also writes (plain loads instead of the read-only path).
+template <typename T>
+__device__ __forceinline__ void fetch_rw(const T* src, int count, bool vec_ok, T (&v)[vec_of<T>()]) {
+  constexpr int VEC = vec_of<T>();
+  if (count >= VEC && vec_ok) {
+    load_vec_rw(src, v);
+  } else {
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) v[e] = e < count ? src[e] : zero_of<T>();
+  }
+}
+
 // ------------------------------------------------------------------------------------------------------------
 // Adapters of a row tile. Single-adapter calls run one pass with every row active; multi-adapter calls run one
 // pass per distinct adapter in the tile with the other rows' operand rows zeroed, so every row accumulates
@@ -314,7 +328,31 @@ struct SkinnyArgs {
   bool vec_p, vec_q;
 };
 
-constexpr int kSkBM = 64, kSkKC = 32;
+constexpr int kSkBM = 64;
+
+// K per pipeline step. The K loop keeps one chunk of loads in flight per block while it multiplies the previous one,
+// so the chunk size sets the bytes in flight and with them the bandwidth a block can pull: at 32 (the first version)
+// a bf16 block had 4 KB in flight, a few hundred blocks ~1.3 MB, about a third of what HBM needs to stay busy at
+// ~1 µs latency (Little's law). The largest chunk whose P and Q tiles fit 40 KB of static shared memory (3 blocks
+// per SM of the 228 KB, leaving room for L1) and whose loads fit the registers: 128 for 16-bit types up to r = 32,
+// less for larger ranks (the Q tile grows with r).
+constexpr int skinny_tile_bytes(int esize, int rp, bool p_cols, bool q_t, int kc) {
+  const int pad = 16 / esize;
+  const int p = p_cols ? kc * (kSkBM + pad) : kSkBM * (kc + pad);
+  const int q = q_t ? rp * (kc + pad) : kc * (rp + pad);
+  return (p + q) * esize;
+}
+// Registers: the 16-byte vectors each thread carries from one chunk to the next plus the accumulators (rp/32 per
+// 8 fp32 registers); above 7 ptxas spilled at the 128-register cap of two blocks per SM (r = 256 runs one block
+// per SM with 255 registers and is not limited here).
+constexpr int skinny_register_load(int esize, int rp, int kc) { return (kSkBM + rp) * kc * esize / 16 / 256 + rp / 32; }
+constexpr int skinny_kc(int esize, int rp, bool p_cols, bool q_t) {
+  int kc = esize == 2 ? 128 : 64;
+  while (kc > 16 && (skinny_tile_bytes(esize, rp, p_cols, q_t, kc) > 40 * 1024 ||
+                     (rp <= 128 && skinny_register_load(esize, rp, kc) > 7)))
+    kc /= 2;
+  return kc;
+}
 
 template <typename T, int RP>
 struct SkinnyTile;
@@ -334,11 +372,14 @@ struct SkinnyTile {
 // product of the current chunk, so their latency overlaps the MMAs instead of stalling every block at the barrier.
 // Blocks per SM the register budget must allow: these kernels stream x or dY, so occupancy (bytes in flight) matters
 // more than the few extra instructions a tighter register budget costs.
-template <int RP> constexpr int skinny_min_blocks() { return RP <= 64 ? 3 : RP == 128 ? 2 : 1; }
+// Two blocks per SM (128 registers): with 16 KB chunks that keeps ~32 KB of loads in flight per SM; a cap of three
+// blocks (80 registers) made the unrolled chunk loads spill.
+template <int RP> constexpr int skinny_min_blocks() { return RP <= 128 ? 2 : 1; }
 
 template <typename T, int RP, bool P_COLS, bool Q_T>
 __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kernel(const SkinnyArgs a) {
-  constexpr int BM = kSkBM, KC = kSkKC, VEC = vec_of<T>(), PAD = pad_of<T>();
+  constexpr int BM = kSkBM, KC = skinny_kc(static_cast<int>(sizeof(T)), RP, P_COLS, Q_T), VEC = vec_of<T>();
+  constexpr int PAD = pad_of<T>();
   constexpr int LDP = P_COLS ? BM + PAD : KC + PAD, P_ROWS = P_COLS ? KC : BM;
   constexpr int LDQ = Q_T ? KC + PAD : RP + PAD, Q_ROWS = Q_T ? RP : KC;
   constexpr int P_VECS = BM * KC / VEC, P_IT = (P_VECS + kThreads - 1) / kThreads;
@@ -371,6 +412,7 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
     else { kk = v / (RP / VEC); j = (v % (RP / VEC)) * VEC; }
   };
   T pv[P_IT][VEC], qv[Q_IT][VEC];
+  uint32_t kb[P_IT];  // dropout keep bits of pv, computed while its loads are in flight
 
   int64_t pass = a.adapter ? ad.advance(-1) : 0;
   while (pass >= 0) {
@@ -395,6 +437,18 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
         }
         if (count <= 0) first = 0;
         fetch(P + first, count < 0 ? 0 : count, a.vec_p, pv[it]);
+      }
+      if (a.dropout) {
+        // the flat index of an element of p is its index in x; bits past the valid count belong to zeros anyway
+#pragma unroll
+        for (int it = 0; it < P_IT; ++it) {
+          const int v = threadIdx.x + it * kThreads;
+          int i, kk;
+          p_coords(v, i, kk);
+          const int64_t row = m0 + i, col = k0 + kk;
+          const int64_t first = P_COLS ? col * a.p_ld + row : row * a.p_ld + col;
+          kb[it] = v < P_VECS ? keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(first), VEC) : 0u;
+        }
       }
 #pragma unroll
       for (int it = 0; it < Q_IT; ++it) {
@@ -425,13 +479,9 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
         int i, kk;
         p_coords(v, i, kk);
         if (a.dropout) {
-          // bits of dropped elements zero the value; the flat index of an element of p is its index in x
-          const int64_t row = m0 + i, col = k0 + kk;
-          const int64_t first = P_COLS ? col * a.p_ld + row : row * a.p_ld + col;
-          const uint32_t keep = keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(first), VEC);
 #pragma unroll
           for (int e = 0; e < VEC; ++e)
-            if (!((keep >> e) & 1u)) pv[it][e] = zero_of<T>();
+            if (!((kb[it] >> e) & 1u)) pv[it][e] = zero_of<T>();
         }
         store_vec(Ps + (P_COLS ? kk * LDP + i : i * LDP + kk), pv[it]);
       }
@@ -529,23 +579,42 @@ struct ExpandArgs {
   void* out;
   int64_t out_ld;
   bool accumulate;
-  bool vec_s, vec_q, vec_out;
+  bool vec_s, vec_q, vec_out, vec_bias;
 };
 
-constexpr int kExBM = 64, kExBN = 128, kExKC = 32;
+constexpr int kExBM = 64, kExBN = 128;
+// K per chunk: 64 for 16-bit types with r > 32 halves the chunks (each waits for its operands from L2) at no cost in
+// shared memory, which the fp32 accumulator tile of the epilogue sizes anyway; 32 otherwise (r <= 32 would stage
+// mostly zero padding, and fp32 operands at 64 would outgrow the accumulator tile).
+template <typename T> constexpr int expand_kc(int r) { return sizeof(T) == 2 && r > 32 ? 64 : 32; }
 
 template <typename T>
 struct ExpandTile { using type = WmmaTile<T, 32, 32, 2, 2>; };  // 2 x 4 warps of 32 x 32
 template <>
 struct ExpandTile<float> { using type = FmaTile<8, 32, 8, 4>; };  // rows r·8.., columns c + 32·j
 
-template <typename T, bool Q_T>
-__global__ void __launch_bounds__(kThreads) expand_kernel(const ExpandArgs a) {
-  constexpr int BM = kExBM, BN = kExBN, KC = kExKC, VEC = vec_of<T>(), PAD = pad_of<T>();
+// Two blocks per SM (128 registers): the accumulators take 32 registers per thread and a chunk's operand loads
+// another 12-24 while they are in flight; a cap of 80 registers (three blocks) spilled.
+//
+// What the H200 profile of the first version showed (ncu, 4096 x 4096, r = 16: 43-57 µs for a 32 MB output, DRAM at
+// 4-5 %, SM at 50-63 %, L1 58 %) and what this version changes:
+//   - the epilogue's element loops stopped early (break) and indexed a register array at run time, which put the
+//     array in local memory: every output element went through L1 twice. Loops are now fully unrolled with
+//     predicates, so the vector stays in registers.
+//   - operand staging loaded one 16-byte vector, stored it, then loaded the next: every vector waited for L2 in
+//     turn. All of a chunk's loads are now issued before the first store to shared memory.
+//   - dropout keep bits (one Philox block per 8 elements) were computed in the epilogue after the product; they
+//     depend only on indexes, so they are now computed while the first operand loads are in flight.
+template <typename T, bool Q_T, int KC>
+__global__ void __launch_bounds__(kThreads, 2) expand_kernel(const ExpandArgs a) {
+  constexpr int BM = kExBM, BN = kExBN, VEC = vec_of<T>(), PAD = pad_of<T>();
   constexpr int LDS = KC + PAD, LDQ = Q_T ? KC + PAD : BN + PAD, Q_ROWS = Q_T ? BN : KC, LDC = BN + 4;
   constexpr int OPS_BYTES = (BM * LDS + Q_ROWS * LDQ) * static_cast<int>(sizeof(T));
   constexpr int C_BYTES = BM * LDC * static_cast<int>(sizeof(float));
   constexpr int S_VECS = BM * KC / VEC, Q_VECS = BN * KC / VEC;
+  constexpr int S_IT = (S_VECS + kThreads - 1) / kThreads, Q_IT = (Q_VECS + kThreads - 1) / kThreads;
+  constexpr int OUT_VECS = BM * BN / VEC, OUT_IT = OUT_VECS / kThreads;
+  static_assert(OUT_VECS % kThreads == 0, "expand_kernel: output vectors must split evenly over the threads");
   __shared__ __align__(128) unsigned char smem[OPS_BYTES > C_BYTES ? OPS_BYTES : C_BYTES];
   __shared__ TileAdapters<BM> ad;
   T* Ss = reinterpret_cast<T*>(smem);
@@ -561,40 +630,87 @@ __global__ void __launch_bounds__(kThreads) expand_kernel(const ExpandArgs a) {
   acc.init(2, 4);
   ad.load(a.adapter, a.n_adapters, m0, a.M);
 
+  // output vector `it` of this thread: row i, columns nn .. nn+VEC-1 of the tile
+  auto out_coords = [](int it, int& i, int& nn) {
+    const int v = threadIdx.x + it * kThreads;
+    i = v / (BN / VEC);
+    nn = (v % (BN / VEC)) * VEC;
+  };
+  auto q_coords = [](int v, int& j, int& n) {
+    if (Q_T) { n = v / (KC / VEC); j = (v % (KC / VEC)) * VEC; }
+    else { j = v / (BN / VEC); n = (v % (BN / VEC)) * VEC; }
+  };
+
+  // keep bits of all of this thread's output vectors in one register: bits it·VEC .. it·VEC+VEC-1 for vector it
+  static_assert(OUT_IT * VEC == 32, "expand_kernel: keep bits must fill one 32-bit word");
+  bool keep_done = false;
+  uint32_t keep = 0xffffffffu;
+  auto compute_keep = [&]() {
+    keep_done = true;
+    if (!a.dropout) return;
+    keep = 0;
+    // one Philox block at a time: unrolled, the interleaved blocks would need more registers than the cap allows
+#pragma unroll 1
+    for (int it = 0; it < OUT_IT; ++it) {
+      int i, nn;
+      out_coords(it, i, nn);
+      const int64_t row = m0 + i, col = n0 + nn;
+      if (row < a.M && col < a.N) {
+        const uint32_t bits = keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(row * a.out_ld + col),
+                                        static_cast<int>(min64(VEC, a.N - col)));
+        keep |= (bits & ((1u << VEC) - 1u)) << (it * VEC);
+      }
+    }
+  };
+
   int64_t pass = a.adapter ? ad.advance(-1) : 0;
   while (pass >= 0) {
     const T* __restrict__ Q = static_cast<const T*>(a.q) + (a.adapter ? pass * a.q_adapter_stride : 0);
     for (int k0 = 0; k0 < a.R; k0 += KC) {
-      // ---- S[BM x KC] -> Ss (row-major) ----
-      for (int v = threadIdx.x; v < S_VECS; v += kThreads) {
+      T sv[S_IT][VEC], qv[Q_IT][VEC];
+#pragma unroll
+      for (int it = 0; it < S_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
         const int i = v / (KC / VEC), kk = (v % (KC / VEC)) * VEC;
         const int64_t row = m0 + i;
         const int col = k0 + kk;
-        const bool row_on = row < a.M && (!a.adapter || ad.id[i] == pass);
+        const bool row_on = v < S_VECS && row < a.M && (!a.adapter || ad.id[i] == pass);
         const int count = row_on ? min(VEC, a.R - col) : 0;
-        T vals[VEC];
-        fetch(S + (count > 0 ? row * a.s_ld + col : 0), count < 0 ? 0 : count, a.vec_s, vals);
-        store_vec(Ss + i * LDS + kk, vals);
+        fetch(S + (count > 0 ? row * a.s_ld + col : 0), count < 0 ? 0 : count, a.vec_s, sv[it]);
       }
-      // ---- Q[KC x BN] -> Qs: Q_T keeps B's rows (column-major Q), otherwise A's rows (row-major Q) ----
-      for (int v = threadIdx.x; v < Q_VECS; v += kThreads) {
+#pragma unroll
+      for (int it = 0; it < Q_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
         int j, n;
-        if (Q_T) { n = v / (KC / VEC); j = (v % (KC / VEC)) * VEC; }
-        else { j = v / (BN / VEC); n = (v % (BN / VEC)) * VEC; }
+        q_coords(v, j, n);
         const int64_t col = n0 + n;
         const int jj = k0 + j;
         int count = 0;
         int64_t first = 0;
-        if (Q_T) {
-          first = col * a.q_ld + jj;
-          if (col < a.N) count = min(VEC, a.R - jj);
-        } else {
-          first = static_cast<int64_t>(jj) * a.q_ld + col;
-          if (jj < a.R) count = static_cast<int>(min64(VEC, a.N - col));
+        if (v < Q_VECS) {
+          if (Q_T) {
+            first = col * a.q_ld + jj;
+            if (col < a.N) count = min(VEC, a.R - jj);
+          } else {
+            first = static_cast<int64_t>(jj) * a.q_ld + col;
+            if (jj < a.R) count = static_cast<int>(min64(VEC, a.N - col));
+          }
         }
-        T vals[VEC];
-        fetch(Q + (count > 0 ? first : 0), count < 0 ? 0 : count, a.vec_q, vals);
-        store_vec(Qs + (Q_T ? n * LDQ + j : j * LDQ + n), vals);
+        fetch(Q + (count > 0 ? first : 0), count < 0 ? 0 : count, a.vec_q, qv[it]);
+      }
+      if (!keep_done) compute_keep();  // while the first chunk's loads are in flight
+      // S[BM x KC] -> Ss (row-major); Q[KC x BN] -> Qs: Q_T keeps B's rows (column-major Q), otherwise A's rows
+#pragma unroll
+      for (int it = 0; it < S_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
+        if (v < S_VECS) store_vec(Ss + (v / (KC / VEC)) * LDS + (v % (KC / VEC)) * VEC, sv[it]);
+      }
+#pragma unroll
+      for (int it = 0; it < Q_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
+        int j, n;
+        q_coords(v, j, n);
+        if (v < Q_VECS) store_vec(Qs + (Q_T ? n * LDQ + j : j * LDQ + n), qv[it]);
       }
       __syncthreads();
       acc.template mma<KC, false, Q_T>(Ss, LDS, Qs, LDQ);
@@ -602,6 +718,7 @@ __global__ void __launch_bounds__(kThreads) expand_kernel(const ExpandArgs a) {
     }
     pass = a.adapter ? ad.advance(pass) : -1;
   }
+  if (!keep_done) compute_keep();  // a multi-adapter tile without any adapter row
   // operand staging is dead from here on: the accumulators take its place in shared memory
   __syncthreads();
   acc.store(Cs, LDC);
@@ -609,35 +726,30 @@ __global__ void __launch_bounds__(kThreads) expand_kernel(const ExpandArgs a) {
 
   T* __restrict__ out = static_cast<T*>(a.out);
   const T* __restrict__ bias = static_cast<const T*>(a.bias);
-  for (int v = threadIdx.x; v < BM * (BN / VEC); v += kThreads) {
-    const int i = v / (BN / VEC), nn = (v % (BN / VEC)) * VEC;
+#pragma unroll
+  for (int it = 0; it < OUT_IT; ++it) {
+    int i, nn;
+    out_coords(it, i, nn);
     const int64_t row = m0 + i, col = n0 + nn;
     if (row >= a.M || col >= a.N) continue;
     const int64_t first = row * a.out_ld + col;
     const int n_here = static_cast<int>(min64(VEC, a.N - col));
-    uint32_t keep = 0xffffffffu;
-    if (a.dropout) keep = keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(first), n_here);
-    T vals[VEC];
-    const bool full = a.vec_out && n_here == VEC;
-    if (a.accumulate) {
-      if (full) {
-        load_vec_rw(out + first, vals);
-      } else {
-        for (int e = 0; e < n_here; ++e) vals[e] = out[first + e];
-      }
-    }
+    T prev[VEC], bv[VEC], vals[VEC];
+    if (a.accumulate) fetch_rw(out + first, n_here, a.vec_out, prev);
+    if (bias) fetch(bias + col, n_here, a.vec_bias, bv);
 #pragma unroll
     for (int e = 0; e < VEC; ++e) {
-      if (e >= n_here) break;
-      float v0 = ((keep >> e) & 1u) ? Cs[i * LDC + nn + e] * a.scale : 0.0f;
-      if (bias) v0 += to_f(bias[col + e]);
-      if (a.accumulate) v0 += to_f(vals[e]);
+      float v0 = ((keep >> (it * VEC + e)) & 1u) ? Cs[i * LDC + nn + e] * a.scale : 0.0f;
+      if (bias) v0 += to_f(bv[e]);
+      if (a.accumulate) v0 += to_f(prev[e]);
       vals[e] = from_f<T>(v0);
     }
-    if (full) {
+    if (a.vec_out && n_here == VEC) {
       store_vec(out + first, vals);
     } else {
-      for (int e = 0; e < n_here; ++e) out[first + e] = vals[e];
+#pragma unroll
+      for (int e = 0; e < VEC; ++e)
+        if (e < n_here) out[first + e] = vals[e];
     }
   }
 }
@@ -694,7 +806,7 @@ int64_t align_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 int64_t elem_size(int dtype) { return dtype == F32 ? 4 : 2; }
 
-// Split of the K dimension of a skinny product: enough blocks to fill the GPU about twice, but fp32 partials no
+// Split of the K dimension of a skinny product: enough blocks to fill the GPU twice, but fp32 partials no
 // larger than half of the bytes the split saves reading, and at least two K chunks per split.
 struct SkinnyPlan {
   int splits;
@@ -702,15 +814,17 @@ struct SkinnyPlan {
   int64_t partial_floats() const { return static_cast<int64_t>(splits) * m_tiles * kSkBM; }
 };
 
-SkinnyPlan plan_skinny(int64_t M, int64_t K, int rp, int64_t esize) {
+SkinnyPlan plan_skinny(int64_t M, int64_t K, int rp, int64_t esize, bool p_cols, bool q_t) {
   SkinnyPlan p;
+  const int kc = skinny_kc(static_cast<int>(esize), rp, p_cols, q_t);
   p.m_tiles = ceil_div(M, kSkBM);
-  const int64_t chunks = ceil_div(K, kSkKC);
+  const int64_t chunks = ceil_div(K, kc);
+  // two blocks per SM (the launch bounds' minimum), so one wave keeps every SM streaming
   const int64_t want = ceil_div(2LL * device_sm_count(), p.m_tiles);
   const int64_t by_traffic = std::max<int64_t>(1, (K * esize) / (8LL * rp));
   const int64_t by_chunks = std::max<int64_t>(1, chunks / 2);
   const int64_t s = std::max<int64_t>(1, std::min<int64_t>({want, by_traffic, by_chunks, 32}));
-  p.k_per_split = ceil_div(chunks, s) * kSkKC;
+  p.k_per_split = ceil_div(chunks, s) * kc;
   p.splits = static_cast<int>(ceil_div(K, p.k_per_split));
   return p;
 }
@@ -728,7 +842,7 @@ struct ForwardLayout {
 ForwardLayout forward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool has_xs) {
   ForwardLayout l;
   l.rp = rank_pad(rank);
-  l.shrink = plan_skinny(rows, d_in, l.rp, elem_size(dtype));
+  l.shrink = plan_skinny(rows, d_in, l.rp, elem_size(dtype), false, true);
   l.partial_off = 0;
   l.xs_off = align_up(l.partial_off + l.shrink.partial_floats() * l.rp * 4, kAlign);
   l.total = has_xs ? l.xs_off : align_up(l.xs_off + rows * rank * elem_size(dtype), kAlign);
@@ -746,9 +860,9 @@ BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t d_
   BackwardLayout l;
   const int64_t es = elem_size(dtype);
   l.rp = rank_pad(rank);
-  l.ds = plan_skinny(rows, d_out, l.rp, es);   // ds = dY·B: M = rows, K = d_out
-  l.db = plan_skinny(d_out, rows, l.rp, es);   // dB = dYᵀ·xs: M = d_out, K = rows
-  l.da = plan_skinny(d_in, rows, l.rp, es);    // dAᵀ = drop(x)ᵀ·ds: M = d_in, K = rows
+  l.ds = plan_skinny(rows, d_out, l.rp, es, false, false);   // ds = dY·B: M = rows, K = d_out
+  l.db = plan_skinny(d_out, rows, l.rp, es, true, false);   // dB = dYᵀ·xs: M = d_out, K = rows
+  l.da = plan_skinny(d_in, rows, l.rp, es, true, false);    // dAᵀ = drop(x)ᵀ·ds: M = d_in, K = rows
   l.tiles = std::max({l.ds.m_tiles, l.db.m_tiles, l.da.m_tiles});
   const int64_t partial = std::max({l.ds.partial_floats(), l.db.partial_floats(), l.da.partial_floats()}) * l.rp * 4;
   l.ds_off = 0;
@@ -838,11 +952,17 @@ void launch_expand(ExpandArgs a, cudaStream_t stream) {
   a.vec_s = aligned16(a.s) && a.s_ld % VEC == 0;
   a.vec_q = aligned16(a.q) && a.q_ld % VEC == 0 && a.q_adapter_stride % VEC == 0;
   a.vec_out = aligned16(a.out) && a.out_ld % VEC == 0;
+  a.vec_bias = aligned16(a.bias);
   const int64_t gm = ceil_div(a.M, kExBM), gn = ceil_div(a.N, kExBN);
   SA2VA_CHECK_ARG(gm < (1LL << 31) && gn <= 65535, "lora: output too large for one launch (", a.M, " x ", a.N, ")");
   dim3 grid(static_cast<unsigned>(gm), static_cast<unsigned>(gn));
-  if (a.q_t) launch_kernel(expand_kernel<T, true>, grid, stream, "lora expand_kernel", a);
-  else launch_kernel(expand_kernel<T, false>, grid, stream, "lora expand_kernel", a);
+  if (expand_kc<T>(a.R) == 64) {
+    if (a.q_t) launch_kernel(expand_kernel<T, true, expand_kc<T>(64)>, grid, stream, "lora expand_kernel", a);
+    else launch_kernel(expand_kernel<T, false, expand_kc<T>(64)>, grid, stream, "lora expand_kernel", a);
+  } else {
+    if (a.q_t) launch_kernel(expand_kernel<T, true, 32>, grid, stream, "lora expand_kernel", a);
+    else launch_kernel(expand_kernel<T, false, 32>, grid, stream, "lora expand_kernel", a);
+  }
 }
 
 void check_cuda_args(const char* fn, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank, float p) {

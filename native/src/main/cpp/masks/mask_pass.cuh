@@ -1,7 +1,10 @@
 // The CUDA mask pass: one launch computes per-sample totals and runs the per-sample epilogue.
 //
-// Grid = N samples x `bps` blocks per sample (1-D). Each thread streams chunks of 8 pixels (16-byte loads of
-// 2-byte logits, 2 x 16 bytes of fp32, 8 bytes of uint8 masks, 1 byte of packed bits), keeps counts in 32-bit
+// Grid = N samples x `bps` blocks per sample (1-D), at most one wave of resident blocks. Vector path (P % 8 == 0,
+// aligned rows): each thread takes batches of chunks of 8 pixels (16-byte loads of 2-byte logits, 2 x 16 bytes
+// of fp32, 8 bytes of uint8 masks, 1 byte of packed bits) and issues all loads of a batch before any math, so
+// that enough bytes are in flight to stream at the card's bandwidth; counts-only passes (confusion()) skip
+// the sigmoid. Scalar path (any P, unaligned rows): one chunk at a time, element loads. Counts stay in 32-bit
 // registers and sums in double (per-chunk float sums, so the soft sums stay within ~1e-7 of fp64 whatever P).
 // Blocks reduce in a fixed order, store a partial per block and the last block of each sample (counter in the
 // stream workspace, reset by that block) sums the partials in block order and writes the outputs: no memset,
@@ -131,8 +134,125 @@ __device__ __forceinline__ void store_floats(T* base, int64_t row, int64_t p, in
   }
 }
 
+// ---- the vector path: raw 16-byte (or narrower) chunks, loaded a batch ahead of the math ------------------------
+// Chunk g (= row * pitch + c; pitch = P / 8 on this path) of each input is one aligned vector: 16 bytes of 16-bit
+// logits, 32 of fp32, 8 bytes of a uint8 mask, 1 byte of a packed one.
+template <typename PT> struct RawPred { uint4 q; };
+template <> struct RawPred<float> { uint4 q[2]; };
+template <> struct RawPred<uint8_t> { uint2 q; };
+template <> struct RawPred<PackedTag> { uint32_t q; };
+
+__device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<bf16_t>& r) { r.q = __ldg(static_cast<const uint4*>(b) + g); }
+__device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<f16_t>& r) { r.q = __ldg(static_cast<const uint4*>(b) + g); }
+__device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<float>& r) {
+  const uint4* q = static_cast<const uint4*>(b) + 2 * g;
+  r.q[0] = __ldg(q);
+  r.q[1] = __ldg(q + 1);
+}
+__device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<uint8_t>& r) { r.q = __ldg(static_cast<const uint2*>(b) + g); }
+__device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<PackedTag>& r) { r.q = __ldg(static_cast<const uint8_t*>(b) + g); }
+
+__device__ __forceinline__ void decode(const RawPred<float>& r, float* v) {
+  v[0] = __uint_as_float(r.q[0].x); v[1] = __uint_as_float(r.q[0].y); v[2] = __uint_as_float(r.q[0].z); v[3] = __uint_as_float(r.q[0].w);
+  v[4] = __uint_as_float(r.q[1].x); v[5] = __uint_as_float(r.q[1].y); v[6] = __uint_as_float(r.q[1].z); v[7] = __uint_as_float(r.q[1].w);
+}
+__device__ __forceinline__ void decode(const RawPred<bf16_t>& r, float* v) {
+  const uint32_t w[4] = {r.q.x, r.q.y, r.q.z, r.q.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    v[2 * i] = __uint_as_float(w[i] << 16);
+    v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+__device__ __forceinline__ void decode(const RawPred<f16_t>& r, float* v) {
+  const uint32_t w[4] = {r.q.x, r.q.y, r.q.z, r.q.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    v[2 * i] = h2f(w[i] & 0xffffu);
+    v[2 * i + 1] = h2f(w[i] >> 16);
+  }
+}
+
+// Bit k (k < 4) = byte k of w is non-zero; SWAR, no per-byte branches.
+__device__ __forceinline__ uint32_t nonzero_bytes4(uint32_t w) {
+  uint32_t nz = ((((w & 0x7f7f7f7fu) + 0x7f7f7f7fu) | w) & 0x80808080u) >> 7;
+  return (nz | (nz >> 7) | (nz >> 14) | (nz >> 21)) & 0xfu;
+}
+// Number of bytes of w above 1 (invalid in a strict 0/1 mask).
+__device__ __forceinline__ uint32_t big_bytes4(uint32_t w) {
+  return __popc((((w & 0x7e7e7e7eu) + 0x7e7e7e7eu) | w) & 0x80808080u);
+}
+// Bits of one chunk of a mask from its raw vector (a uint2 of 8 bytes, or the packed byte in .x).
+__device__ __forceinline__ uint32_t raw_mask_bits(uint2 u, int kind, uint32_t& bad) {
+  if (kind == MASK_PACKED) return u.x & 0xffu;
+  if (kind == MASK_U8) bad += big_bytes4(u.x) + big_bytes4(u.y);
+  return nonzero_bytes4(u.x) | (nonzero_bytes4(u.y) << 4);
+}
+__device__ __forceinline__ uint2 ld_raw_mask(const uint8_t* base, int kind, int64_t g) {
+  if (kind == MASK_PACKED) return make_uint2(__ldg(base + g), 0u);
+  return __ldg(reinterpret_cast<const uint2*>(base) + g);
+}
+
+// ---- lean per-pixel math of the vector path for logits ---------------------------------------------------------
+// The pass is issue-bound long before it is memory-bound if every pixel pays for generic code (bit tests of the
+// region and target, a NaN test, a sigmoid with range fix-ups): the vector path of logits uses this instead.
+__device__ __forceinline__ float ex2_ftz(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
+__device__ __forceinline__ float rcp_ftz(float x) { float y; asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
+
+// Prediction bits (x > thr) of a whole chunk of logits; with SOFT also sigmoid sums over the region `in` (sp) and
+// over region and target (spy), as stats_float_chunk. NaN logits: counted in `bad` exactly, from a slow path
+// taken only when a chunk sum is NaN (a NaN logit always makes it NaN; +inf and -inf together do too, and are
+// then counted as 0 NaNs), and they propagate into the soft sums as in stats_float_chunk.
+template <bool SOFT>
+__device__ __forceinline__ uint32_t logit_chunk(const float* v, float thr, uint32_t y, uint32_t in, float& sp,
+                                                float& spy, uint32_t& bad) {
+  uint32_t h = 0;
+  float any = 0.0f;
+#pragma unroll
+  for (int k = 0; k < 8; ++k) h |= static_cast<uint32_t>(v[k] > thr) << k;
+  if constexpr (SOFT) {
+    float p[8];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      const float x = v[k];
+      const float e = ex2_ftz(-fabsf(x) * 1.4426950408889634f);  // exp(-|x|)
+      const float r = rcp_ftz(1.0f + e);
+      p[k] = x >= 0.0f ? r : e * r;  // NaN x: e = NaN, so p = NaN
+    }
+    const uint32_t iy = in & y;
+    if (in == 0xffu) {
+#pragma unroll
+      for (int k = 0; k < 8; ++k) sp += p[k];
+      any = sp;
+    } else {
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        any += p[k];
+        sp += ((in >> k) & 1u) ? p[k] : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < 8; ++k) spy += ((iy >> k) & 1u) ? p[k] : 0.0f;
+  } else {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) any += v[k];
+  }
+  if (any != any) {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) bad += v[k] != v[k];
+  }
+  return h;
+}
+
+// Chunks per thread and batch on the vector path: all loads of a batch are issued before any math, so that
+// every thread keeps U chunks (~100 bytes for bf16 + uint8) in flight; with 4 resident blocks of 256 threads
+// that covers the memory latency of an SM at full bandwidth.
+// fp32 predictions take two vectors per chunk: batches of 2 keep them in registers.
+template <typename PT> constexpr int batch_of() { return std::is_same<PT, float>::value ? 2 : 4; }
+
 // ---- the pass kernel -----------------------------------------------------------------------------------------
-template <int MODE, typename PT, bool VEC>
+// SOFT = false (statistics of float predictions when only counts are wanted, e.g. confusion()): no sigmoid.
+template <int MODE, typename PT, bool VEC, bool SOFT>
 __global__ void __launch_bounds__(kThreads) mask_pass_kernel(const Args a) {
   constexpr bool kFloatPred = !(std::is_same<PT, uint8_t>::value || std::is_same<PT, PackedTag>::value);
   const int64_t n = blockIdx.x / a.bps;
@@ -142,6 +262,82 @@ __global__ void __launch_bounds__(kThreads) mask_pass_kernel(const Args a) {
   const bool logits = a.pred_kind == PRED_LOGITS;
   uint32_t tp = 0, fp = 0, fn = 0, cnt = 0, bad = 0, badp = 0;
   double f0 = 0.0, f1 = 0.0, f2 = 0.0;
+  if constexpr (VEC) {
+    // P % 8 == 0 here: every chunk is whole, and chunk c of row r is vector r * pitch + c of its input.
+    constexpr int kBatch = batch_of<PT>();
+    const int64_t stride = a.bps * kThreads;
+    const bool has_t = a.target_kind != MASK_NONE, has_r = a.roi_kind != MASK_NONE;
+    for (int64_t c0 = part * kThreads + threadIdx.x; c0 < chunks; c0 += kBatch * stride) {
+      RawPred<PT> raw[kBatch];
+      uint2 traw[kBatch], rraw[kBatch];
+      uint32_t bin[kBatch];
+#pragma unroll
+      for (int j = 0; j < kBatch; ++j) {
+        const int64_t c = c0 + j * stride;
+        traw[j] = make_uint2(0u, 0u);
+        rraw[j] = make_uint2(0u, 0u);
+        bin[j] = 0u;
+        if (c < chunks) {
+          ld_raw(a.pred, n * chunks + c, raw[j]);
+          if (has_t) traw[j] = ld_raw_mask(a.target, a.target_kind, trow * chunks + c);
+          if (has_r) rraw[j] = ld_raw_mask(a.roi, a.roi_kind, trow * chunks + c);
+          if constexpr (MODE == MODE_EVAL) bin[j] = __ldg(a.bits_in + n * chunks + c);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kBatch; ++j) {
+        const int64_t c = c0 + j * stride;
+        if (c >= chunks) break;
+        uint32_t y = 0, in = 0xffu, h = 0;
+        if (has_t) y = raw_mask_bits(traw[j], a.target_kind, bad);
+        if (has_r) in &= raw_mask_bits(rraw[j], a.roi_kind, bad);
+        if constexpr (MODE == MODE_STATS) {
+          if constexpr (kFloatPred) {
+            float v[8];
+            decode(raw[j], v);
+            if (logits && !a.want_bce) {
+              // The common case (rewards and counts of logits): the lean per-pixel code below.
+              float sp = 0.0f, spy = 0.0f;
+              h = logit_chunk<SOFT>(v, a.threshold, y, in, sp, spy, badp);
+              f0 += spy;
+              f1 += sp;
+            } else {
+              FloatChunk fc = stats_float_chunk(v, 8, logits, a.threshold, y, in, a.want_bce != 0, a.pos_weight);
+              h = fc.hbits;
+              badp += fc.bad;
+              f0 += fc.spy;
+              f1 += fc.sp;
+              f2 += fc.bce;
+            }
+          } else if constexpr (std::is_same<PT, PackedTag>::value) {
+            h = raw[j].q & 0xffu;
+          } else {
+            h = raw_mask_bits(raw[j].q, a.pred_kind, badp);
+          }
+        } else {
+          float z[8];
+          decode(raw[j], z);
+          float lp = 0.0f, en = 0.0f;
+          if constexpr (MODE == MODE_SAMPLE) {
+            h = sample_chunk(z, 8, a.inv_tau, a.seed, a.offset, static_cast<uint64_t>(n * a.p + 8 * c), lp, en);
+            a.bits_out[n * chunks + c] = static_cast<uint8_t>(h);
+          } else {
+            h = bin[j];
+            eval_chunk(z, 8, h, a.inv_tau, lp, en, a.per_pixel ? a.per_pixel + n * a.p + 8 * c : nullptr);
+          }
+          f0 += lp;
+          f1 += en;
+        }
+        if (has_t) {
+          ChunkCounts cc = count_bits(h, y, in);
+          tp += cc.tp;
+          fp += cc.fp;
+          fn += cc.fn;
+          cnt += cc.cnt;
+        }
+      }
+    }
+  } else {
 #pragma unroll 2
   for (int64_t c = part * kThreads + threadIdx.x; c < chunks; c += a.bps * kThreads) {
     const int valid = a.p - 8 * c < 8 ? static_cast<int>(a.p - 8 * c) : 8;
@@ -184,6 +380,7 @@ __global__ void __launch_bounds__(kThreads) mask_pass_kernel(const Args a) {
       cnt += cc.cnt;
     }
   }
+  }
   DSums<kAcc> acc{{static_cast<double>(tp), static_cast<double>(fp), static_cast<double>(fn), static_cast<double>(cnt),
                    static_cast<double>(bad), static_cast<double>(badp), f0, f1, f2}};
   acc = block_sum<kAcc, kThreads>(acc);
@@ -224,11 +421,12 @@ inline bool aligned_to(const void* p, uintptr_t k) { return p == nullptr || rein
 inline bool is_u8_kind(int kind) { return kind == MASK_U8 || kind == MASK_U8_NONZERO; }
 
 // Resident blocks per SM of one kernel instantiation (asked once).
-template <int MODE, typename PT, bool VEC>
+template <int MODE, typename PT, bool VEC, bool SOFT>
 int resident_blocks() {
   static int cached = [] {
     int b = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, mask_pass_kernel<MODE, PT, VEC>, kThreads, 0) != cudaSuccess) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, mask_pass_kernel<MODE, PT, VEC, SOFT>, kThreads, 0) !=
+        cudaSuccess) {
       cudaGetLastError();
       b = 0;
     }
@@ -237,12 +435,18 @@ int resident_blocks() {
   return cached;
 }
 
-template <int MODE, typename PT, bool VEC>
+// Blocks per sample: at most one full wave of resident blocks in all (rounded down: a second wave of a few
+// blocks would double the time of the whole pass), at least one, and no block without a chunk.
+inline int64_t blocks_per_sample(int64_t n, int64_t chunks, int64_t resident_total) {
+  const int64_t max_bps = (chunks + kThreads - 1) / kThreads;
+  int64_t bps = resident_total / n;
+  return bps < 1 ? 1 : (bps > max_bps ? max_bps : bps);
+}
+
+template <int MODE, typename PT, bool VEC, bool SOFT>
 void launch_typed(Args a, cudaStream_t stream) {
-  const int64_t target_blocks = static_cast<int64_t>(device_sm_count()) * resident_blocks<MODE, PT, VEC>();
-  const int64_t max_bps = (a.pitch + kThreads - 1) / kThreads;
-  int64_t bps = (target_blocks + a.n - 1) / a.n;
-  bps = bps < 1 ? 1 : (bps > max_bps ? max_bps : bps);
+  const int64_t target_blocks = static_cast<int64_t>(device_sm_count()) * resident_blocks<MODE, PT, VEC, SOFT>();
+  const int64_t bps = blocks_per_sample(a.n, a.pitch, target_blocks);
   a.bps = bps;
   SA2VA_CHECK_ARG(a.n * bps <= INT_MAX, "mask pass: too many samples for one launch (", a.n, ")");
   if (bps > 1) {
@@ -251,14 +455,28 @@ void launch_typed(Args a, cudaStream_t stream) {
     a.counters = ws.counters;
     a.partials = static_cast<double*>(ws.scratch);
   }
-  mask_pass_kernel<MODE, PT, VEC><<<static_cast<unsigned>(a.n * bps), kThreads, 0, stream>>>(a);
+  mask_pass_kernel<MODE, PT, VEC, SOFT><<<static_cast<unsigned>(a.n * bps), kThreads, 0, stream>>>(a);
   SA2VA_CUDA_CHECK_LAUNCH("mask_pass_kernel");
 }
 
+// soft: the soft sums are wanted (only the vector path of float statistics skips them).
 template <int MODE, typename PT>
-void launch_vec(const Args& a, bool vec, cudaStream_t stream) {
-  if (vec) launch_typed<MODE, PT, true>(a, stream);
-  else launch_typed<MODE, PT, false>(a, stream);
+void launch_vec(const Args& a, bool vec, bool soft, cudaStream_t stream) {
+  constexpr bool kFloatStats = MODE == MODE_STATS && !(std::is_same<PT, uint8_t>::value || std::is_same<PT, PackedTag>::value);
+  if (!vec) {
+    launch_typed<MODE, PT, false, true>(a, stream);
+  } else if constexpr (kFloatStats) {
+    if (soft) launch_typed<MODE, PT, true, true>(a, stream);
+    else launch_typed<MODE, PT, true, false>(a, stream);
+  } else {
+    launch_typed<MODE, PT, true, true>(a, stream);
+  }
+}
+
+// Whether a MODE_STATS pass needs the soft sums (sum p*y, sum p, BCE) of float predictions: any output but the
+// confusion counts, or scores computed from the soft sums.
+inline bool needs_soft(const Args& a) {
+  return a.out.stats || a.out.loss || a.out.coef || a.want_bce || (a.out.scores && a.spec.v[SPEC_SOFT] != 0.0f);
 }
 
 // Picks the instantiation for the prediction type and the vector path when every row is aligned.
@@ -271,16 +489,17 @@ void launch(Args a, int pred_dtype, cudaStream_t stream) {
   else if (a.pred_kind != MASK_PACKED) vec = vec && aligned_to(a.pred, 8);
   if (is_u8_kind(a.target_kind)) vec = vec && aligned_to(a.target, 8);
   if (is_u8_kind(a.roi_kind)) vec = vec && aligned_to(a.roi, 8);
+  const bool soft = MODE != MODE_STATS || needs_soft(a);
   if (float_pred) {
     switch (pred_dtype) {
-      case F32: launch_vec<MODE, float>(a, vec, stream); break;
-      case F16: launch_vec<MODE, f16_t>(a, vec, stream); break;
-      case BF16: launch_vec<MODE, bf16_t>(a, vec, stream); break;
+      case F32: launch_vec<MODE, float>(a, vec, soft, stream); break;
+      case F16: launch_vec<MODE, f16_t>(a, vec, soft, stream); break;
+      case BF16: launch_vec<MODE, bf16_t>(a, vec, soft, stream); break;
       default: fail_arg(str_cat("mask pass: logits dtype ", dtype_name(pred_dtype), " not supported"));
     }
   } else if constexpr (MODE == MODE_STATS) {
-    if (a.pred_kind == MASK_PACKED) launch_vec<MODE, PackedTag>(a, vec, stream);
-    else launch_vec<MODE, uint8_t>(a, vec, stream);
+    if (a.pred_kind == MASK_PACKED) launch_vec<MODE, PackedTag>(a, vec, true, stream);
+    else launch_vec<MODE, uint8_t>(a, vec, true, stream);
   }
 }
 

@@ -14,11 +14,14 @@
 // Optional fused normalisation (norm_stats != null): norm_stats = {mean, std} over all T*N advantages (std
 // with Bessel's correction, as torch.std), and the advantages are replaced by (A - mean) / (std + eps).
 //
-// CUDA: one kernel (plus one elementwise launch when normalising). Shape picks the schedule (algo 0):
-// one thread per environment walking back over T when N is large, otherwise each environment's T steps are
-// cut into K chunks, each chunk composes its affine maps A -> delta + c A, a suffix scan over the chunks
-// (shared memory) gives every chunk its incoming A, and the chunks run again writing A. algo 1 forces one
-// thread per environment, algo 2 the chunked scan (tests). The CPU ignores algo.
+// CUDA: one launch. Shape picks the schedule (algo 0): up to 8M elements (and T <= 16 * 512) a register scan:
+// every environment's T steps are cut into chunks of LC = 4, 8 or 16 steps, one thread per chunk loads it into
+// registers, composes the affine maps A -> delta + c A of its steps, a suffix scan over the chunks (shared
+// memory) gives every chunk its incoming A, and the thread writes A and the returns from its registers; with
+// normalisation the launch is cooperative and the statistics meet at a grid barrier. Beyond that: one thread
+// per environment walking back over T when N is large, otherwise a two-sweep chunked scan (plus one
+// elementwise launch when normalising). algo 1 forces one thread per environment, algo 2 the two-sweep
+// chunked scan, algo 3 the register scan (tests). The CPU ignores algo.
 #pragma once
 #include "../common/sa2va_api.h"
 

@@ -1,11 +1,14 @@
 // CUDA implementation of the fused PPO loss (see ppo_loss.h).
 //
-// Main kernel: grid-stride over groups of 4 tokens (float4 loads when every array is aligned), per-token math
-// of ppo_math.h, gradients written in the same pass, sums in double per thread, then per block, then the
-// last block (workspace.h) combines the block partials in order and writes the scalars. One launch.
-// A preparatory launch is added only when the weights or the advantage normalisation need data-dependent
-// totals (a token mask, or norm_adv): token counts per row and the mean / std of the advantages, with the
-// same last-block pattern; its results stay on the device for the main kernel (no host synchronisation).
+// One launch. Main pass: grid-stride over batches of 2 x 4 tokens (float4 loads when every array is aligned,
+// all loads of a batch issued before the math), per-token math of ppo_math.h, gradients written in the same
+// pass, sums in float per batch and in double per thread, then per block, then the last block (workspace.h)
+// combines the block partials in order and writes the scalars.
+// When the weights or the advantage normalisation need data-dependent totals (a token mask, or norm_adv), the
+// same kernel first runs a preparatory pass (token counts per row, the mean / std of the advantages) and waits
+// at a grid-wide barrier for its totals: the launch is cooperative, so every block is resident and the barrier
+// cannot deadlock; the mask read by that pass is read again right after, mostly from L2. No host
+// synchronisation, no second launch.
 #include "ppo_loss.h"
 #include "rl_checks.h"
 #include "../common/errors.h"
@@ -38,6 +41,8 @@ struct PpoArgs {
   int norm_adv;
   float adv_eps;
   int has_prep;
+  int seg;                // lanes per row in the preparatory pass
+  int prep_vec;           // the preparatory pass only counts an aligned mask with L % 16 == 0: 16-byte loads
   double host_tokens;     // without a prep launch: B * L
   float* scalars;
   float *dlogp, *dvalue, *dentropy;
@@ -49,9 +54,14 @@ struct PpoArgs {
   double* main_partials;  // [blocks][kMainAcc]
 };
 
+// Number of non-zero bytes of w.
+__device__ __forceinline__ unsigned nonzero_bytes(uint32_t w) {
+  return __popc((((w & 0x7f7f7f7fu) + 0x7f7f7f7fu) | w) & 0x80808080u);
+}
+
 // Rows are handled by segments of S lanes (S = power of two <= 32 covering L when L is short), so short rows
 // do not leave most of a warp idle.
-__global__ void __launch_bounds__(kThreads) ppo_prep_kernel(const PpoArgs a, int seg) {
+__device__ __forceinline__ void ppo_prep_pass(const PpoArgs& a, int seg) {
   const int lane = threadIdx.x & 31, sl = lane & (seg - 1);
   const int64_t segs_per_block = kThreads / seg;
   const int64_t seg_id = static_cast<int64_t>(blockIdx.x) * segs_per_block + threadIdx.x / seg;
@@ -62,12 +72,21 @@ __global__ void __launch_bounds__(kThreads) ppo_prep_kernel(const PpoArgs a, int
   for (int64_t row = seg_id; row < rows_padded; row += seg_stride) {
     const bool live = row < a.b;
     unsigned cnt = 0;
-    if (live) {
+    if (live && a.prep_vec) {
+      // Counting only: 16 mask bytes per load, non-zero bytes counted four at a time.
+      const uint4* mr = reinterpret_cast<const uint4*>(a.mask + row * a.l);
+      for (int64_t q = sl; q < a.l / 16; q += seg) {
+        const uint4 u = __ldg(mr + q);
+        cnt += nonzero_bytes(u.x) + nonzero_bytes(u.y) + nonzero_bytes(u.z) + nonzero_bytes(u.w);
+      }
+    } else if (live && a.mask == nullptr && !(a.adv_per_token && a.norm_adv)) {
+      cnt = sl == 0 ? static_cast<unsigned>(a.l) : 0u;
+    } else if (live) {
       for (int64_t j = sl; j < a.l; j += seg) {
         const int64_t i = row * a.l + j;
         const bool m = a.mask == nullptr || a.mask[i] != 0;
         cnt += m;
-        if (m && a.adv_per_token) {
+        if (m && a.adv_per_token && a.norm_adv) {
           const double x = a.adv[i];
           sa += x;
           saa += x * x;
@@ -93,7 +112,8 @@ __global__ void __launch_bounds__(kThreads) ppo_prep_kernel(const PpoArgs a, int
     double* dst = a.prep_partials + blockIdx.x * kPrepAcc;
     for (int k = 0; k < kPrepAcc; ++k) dst[k] = acc.v[k];
   }
-  if (!last_block_arrive(a.counters + 0, gridDim.x)) return;
+  // Grid barrier (cooperative launch): the last block to arrive computes the totals and releases the others.
+  if (!grid_arrive(a.counters + 0, a.counters + 2, a.counters + 3, gridDim.x)) return;
   const DSums<kPrepAcc> tot = sum_partials<kPrepAcc>(a.prep_partials, gridDim.x);
   if (threadIdx.x == 0) {
     const double* t = tot.v;
@@ -106,13 +126,14 @@ __global__ void __launch_bounds__(kThreads) ppo_prep_kernel(const PpoArgs a, int
     }
     a.globals[1] = mean;
     a.globals[2] = inv;
-    a.counters[0] = 0u;
+    grid_release(a.counters + 0, a.counters + 2, gridDim.x);
   }
+  __syncthreads();
 }
 
 __device__ __forceinline__ void load4(const float* p, int64_t i, bool vec, float* v) {
   if (vec) {
-    float4 q = *reinterpret_cast<const float4*>(p + i);
+    float4 q = __ldg(reinterpret_cast<const float4*>(p + i));
     v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
   } else {
 #pragma unroll
@@ -128,85 +149,125 @@ __device__ __forceinline__ void store4(float* p, int64_t i, bool vec, const floa
   }
 }
 
-// VEC: groups of 4 tokens with 16-byte loads (M % 4 == 0, aligned arrays); else one token per iteration.
-template <bool VEC>
-__global__ void __launch_bounds__(kThreads) ppo_main_kernel(const PpoArgs a) {
+// Row of flat token index i: 32-bit division when the indices fit (a 64-bit division is ~100 instructions).
+__device__ __forceinline__ int64_t row_of(int64_t i, int64_t l, bool small) {
+  return small ? static_cast<int64_t>(static_cast<uint32_t>(i) / static_cast<uint32_t>(l)) : i / l;
+}
+
+// VEC: groups of 4 tokens with 16-byte loads (M % 4 == 0, aligned arrays); else one token per group.
+// U groups per thread and batch (loads of the batch first); PREP: run the preparatory pass and the grid
+// barrier first (cooperative launch only).
+template <bool VEC, bool PREP, int U>
+__global__ void __launch_bounds__(kThreads, U == 2 ? 3 : 2) ppo_main_kernel(const PpoArgs a) {
   constexpr int W = VEC ? 4 : 1;
+  if constexpr (PREP) ppo_prep_pass(a, a.seg);
   const int64_t m = a.b * a.l, groups = m / W;
-  const double tokens = a.has_prep ? a.globals[0] : a.host_tokens;
-  const float mean = a.has_prep ? static_cast<float>(a.globals[1]) : 0.0f;
-  const float inv = a.has_prep ? static_cast<float>(a.globals[2]) : 1.0f;
+  // Written by this launch's preparatory pass (other blocks): read past L1.
+  const double tokens = PREP ? __ldcg(a.globals) : a.host_tokens;
+  const float mean = PREP ? static_cast<float>(__ldcg(a.globals + 1)) : 0.0f;
+  const float inv = PREP ? static_cast<float>(__ldcg(a.globals + 2)) : 1.0f;
   const float w_token = static_cast<float>(1.0 / fmax(tokens, 1.0));
-  const bool has_v = a.values != nullptr, has_ref = a.ref != nullptr, has_h = a.entropy != nullptr;
+  // Batches of two groups are only launched for GRPO-shaped calls (see launch_u): no values, no entropies, one
+  // advantage per row; their registers are not reserved.
+  constexpr bool kGrpo = U == 2;
+  const bool has_v = !kGrpo && a.values != nullptr, has_ref = a.ref != nullptr, has_h = !kGrpo && a.entropy != nullptr;
+  const bool adv_tok = !kGrpo && a.adv_per_token;
+  const bool need_row = !adv_tok || a.agg == AGG_SEQUENCE;
+  const bool small = m <= 0xffffffffLL;
+  const float inv_b = 1.0f / static_cast<float>(a.b);
   double s[kMainAcc];
 #pragma unroll
   for (int k = 0; k < kMainAcc; ++k) s[k] = 0.0;
-  for (int64_t q = blockIdx.x * (int64_t)kThreads + threadIdx.x; q < groups; q += (int64_t)gridDim.x * kThreads) {
-    const int64_t i0 = q * W;
-    float lp[4], lo[4], av[4], vv[4], vo[4], rr[4], hh[4], rf[4];
-    uint32_t mbits = 0xfu;
-    if (VEC) {
-      load4(a.logp, i0, true, lp);
-      load4(a.logp_old, i0, true, lo);
-      if (a.adv_per_token) load4(a.adv, i0, true, av);
-      if (has_v) { load4(a.values, i0, true, vv); load4(a.values_old, i0, true, vo); load4(a.returns, i0, true, rr); }
-      if (has_h) load4(a.entropy, i0, true, hh);
-      if (has_ref) load4(a.ref, i0, true, rf);
-      if (a.mask) {
-        const uint32_t mw = *reinterpret_cast<const uint32_t*>(a.mask + i0);
-        mbits = 0;
+  const int64_t gstride = static_cast<int64_t>(gridDim.x) * kThreads;
+  for (int64_t q0 = blockIdx.x * (int64_t)kThreads + threadIdx.x; q0 < groups; q0 += U * gstride) {
+    float lp[U][4], lo[U][4], av[U][4], vv[U][4], vo[U][4], rr[U][4], hh[U][4], rf[U][4];
+    uint32_t mbits[U];
 #pragma unroll
-        for (int k = 0; k < 4; ++k) mbits |= static_cast<uint32_t>(((mw >> (8 * k)) & 0xffu) != 0) << k;
+    for (int u = 0; u < U; ++u) {
+      const int64_t q = q0 + u * gstride;
+      const int64_t i0 = q * W;
+      mbits[u] = 0u;
+      if (q >= groups) continue;
+      if (VEC) {
+        load4(a.logp, i0, true, lp[u]);
+        load4(a.logp_old, i0, true, lo[u]);
+        if (adv_tok) load4(a.adv, i0, true, av[u]);
+        if (has_v) { load4(a.values, i0, true, vv[u]); load4(a.values_old, i0, true, vo[u]); load4(a.returns, i0, true, rr[u]); }
+        if (has_h) load4(a.entropy, i0, true, hh[u]);
+        if (has_ref) load4(a.ref, i0, true, rf[u]);
+        mbits[u] = 0xfu;
+        if (a.mask) {
+          const uint32_t mw = __ldg(reinterpret_cast<const uint32_t*>(a.mask + i0));
+          mbits[u] = 0;
+#pragma unroll
+          for (int k = 0; k < 4; ++k) mbits[u] |= static_cast<uint32_t>(((mw >> (8 * k)) & 0xffu) != 0) << k;
+        }
+      } else {
+        lp[u][0] = __ldg(a.logp + i0);
+        lo[u][0] = __ldg(a.logp_old + i0);
+        if (adv_tok) av[u][0] = __ldg(a.adv + i0);
+        if (has_v) { vv[u][0] = __ldg(a.values + i0); vo[u][0] = __ldg(a.values_old + i0); rr[u][0] = __ldg(a.returns + i0); }
+        if (has_h) hh[u][0] = __ldg(a.entropy + i0);
+        if (has_ref) rf[u][0] = __ldg(a.ref + i0);
+        mbits[u] = a.mask ? (__ldg(a.mask + i0) != 0) : 1u;
       }
-    } else {
-      lp[0] = a.logp[i0];
-      lo[0] = a.logp_old[i0];
-      if (a.adv_per_token) av[0] = a.adv[i0];
-      if (has_v) { vv[0] = a.values[i0]; vo[0] = a.values_old[i0]; rr[0] = a.returns[i0]; }
-      if (has_h) hh[0] = a.entropy[i0];
-      if (has_ref) rf[0] = a.ref[i0];
-      if (a.mask) mbits = a.mask[i0] != 0;
     }
-    float gl[4], gv[4], gh[4];
-    int64_t row = i0 / a.l, col = i0 - row * a.l;
 #pragma unroll
-    for (int k = 0; k < W; ++k) {
-      if (k > 0 && ++col == a.l) { col = 0; ++row; }
-      gl[k] = 0.0f;
-      gv[k] = 0.0f;
-      gh[k] = 0.0f;
-      if (!((mbits >> k) & 1u)) continue;
-      const float w = a.agg == AGG_TOKEN ? w_token
-                    : a.agg == AGG_SEQUENCE ? 1.0f / (static_cast<float>(a.b) *
-                                                      fmaxf(a.has_prep ? a.rowcnt[row] : static_cast<float>(a.l), 1.0f))
-                                            : 1.0f / a.agg_const;
-      float A = a.adv_per_token ? av[k] : a.adv[row];
-      if (a.norm_adv) A = (A - mean) * inv;
-      const PpoToken t = ppo_token(lp[k], lo[k], A, has_ref, has_ref ? rf[k] : 0.0f, has_v, has_v ? vv[k] : 0.0f,
-                                   has_v ? vo[k] : 0.0f, has_v ? rr[k] : 0.0f, a.c);
-      gl[k] = w * (t.dpg + a.c.beta * t.dkl);
-      gv[k] = w * a.c.vf * t.dv;
-      gh[k] = -w * a.c.ent;
-      const double h = has_h ? hh[k] : 0.0;
-      s[0] += static_cast<double>(w) * t.pg;
-      s[1] += static_cast<double>(w) * t.v;
-      s[2] += w * h;
-      s[3] += static_cast<double>(w) * t.kl;
-      s[4] += t.approx_kl;
-      s[5] += t.old_kl;
-      s[6] += t.clipped;
-      s[7] += t.clip_active;
-      s[8] += t.kl;
-      s[9] += h;
-    }
-    if (VEC) {
-      store4(a.dlogp, i0, true, gl);
-      if (has_v) store4(a.dvalue, i0, true, gv);
-      if (a.dentropy) store4(a.dentropy, i0, true, gh);
-    } else {
-      a.dlogp[i0] = gl[0];
-      if (has_v) a.dvalue[i0] = gv[0];
-      if (a.dentropy) a.dentropy[i0] = gh[0];
+    for (int u = 0; u < U; ++u) {
+      const int64_t q = q0 + u * gstride;
+      if (q >= groups) break;
+      const int64_t i0 = q * W;
+      float gl[4], gv[4], gh[4];
+      // Float sums of this group's (at most 4) tokens, added to the double totals once per group.
+      float f[kMainAcc];
+#pragma unroll
+      for (int k = 0; k < kMainAcc; ++k) f[k] = 0.0f;
+      int64_t row = 0, col = 0;
+      if (need_row) {
+        row = row_of(i0, a.l, small);
+        col = i0 - row * a.l;
+      }
+#pragma unroll
+      for (int k = 0; k < W; ++k) {
+        if (need_row && k > 0 && ++col == a.l) { col = 0; ++row; }
+        gl[k] = 0.0f;
+        gv[k] = 0.0f;
+        gh[k] = 0.0f;
+        if (!((mbits[u] >> k) & 1u)) continue;
+        const float w = a.agg == AGG_TOKEN ? w_token
+                      : a.agg == AGG_SEQUENCE
+                          ? inv_b / fmaxf(PREP ? __ldcg(a.rowcnt + row) : static_cast<float>(a.l), 1.0f)
+                          : 1.0f / a.agg_const;
+        float A = adv_tok ? av[u][k] : __ldg(a.adv + row);
+        if (a.norm_adv) A = (A - mean) * inv;
+        const PpoToken t = ppo_token(lp[u][k], lo[u][k], A, has_ref, has_ref ? rf[u][k] : 0.0f, has_v,
+                                     has_v ? vv[u][k] : 0.0f, has_v ? vo[u][k] : 0.0f, has_v ? rr[u][k] : 0.0f, a.c);
+        gl[k] = w * (t.dpg + a.c.beta * t.dkl);
+        gv[k] = w * a.c.vf * t.dv;
+        gh[k] = -w * a.c.ent;
+        const float h = has_h ? hh[u][k] : 0.0f;
+        f[0] += w * t.pg;
+        f[1] += w * t.v;
+        f[2] += w * h;
+        f[3] += w * t.kl;
+        f[4] += t.approx_kl;
+        f[5] += t.old_kl;
+        f[6] += t.clipped;
+        f[7] += t.clip_active;
+        f[8] += t.kl;
+        f[9] += h;
+      }
+#pragma unroll
+      for (int k = 0; k < kMainAcc; ++k) s[k] += f[k];
+      if (VEC) {
+        store4(a.dlogp, i0, true, gl);
+        if (has_v) store4(a.dvalue, i0, true, gv);
+        if (!kGrpo && a.dentropy) store4(a.dentropy, i0, true, gh);
+      } else {
+        a.dlogp[i0] = gl[0];
+        if (has_v) a.dvalue[i0] = gv[0];
+        if (!kGrpo && a.dentropy) a.dentropy[i0] = gh[0];
+      }
     }
   }
   DSums<kMainAcc> acc;
@@ -236,22 +297,59 @@ __global__ void __launch_bounds__(kThreads) ppo_main_kernel(const PpoArgs a) {
   }
 }
 
-// Resident blocks per SM of the main kernel (asked once): one full wave, no tail wave.
-template <bool VEC>
+size_t align256(size_t v) { return (v + 255) / 256 * 256; }
+bool al16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Resident blocks per SM of one instantiation (asked once): one full wave, no tail wave; with PREP also the
+// most a cooperative launch may have.
+template <bool VEC, bool PREP, int U>
 int main_resident() {
   static int cached = [] {
     int b = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, ppo_main_kernel<VEC>, kThreads, 0) != cudaSuccess) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, ppo_main_kernel<VEC, PREP, U>, kThreads, 0) != cudaSuccess) {
       cudaGetLastError();
       b = 0;
     }
-    return b > 0 ? b : 2;
+    return b > 0 ? b : 1;
   }();
   return cached;
 }
 
-size_t align256(size_t v) { return (v + 255) / 256 * 256; }
-bool al16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+template <bool VEC, bool PREP, int U>
+void launch_main(PpoArgs& a, int64_t work, int sms, size_t prep_bytes_per_block, cudaStream_t stream) {
+  const int64_t resident = main_resident<VEC, PREP, U>();
+  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>((work + kThreads - 1) / kThreads, sms * resident));
+  const size_t off_globals = align256(blocks * prep_bytes_per_block);
+  const size_t off_rowcnt = off_globals + 256;
+  const size_t off_main = off_rowcnt + align256(a.b * sizeof(float));
+  const size_t bytes = off_main + blocks * kMainAcc * sizeof(double);
+  // counters: [0] arrivals at the grid barrier, [1] arrivals at the end, [2] release flag, [3] departures
+  StreamWorkspace ws = stream_workspace(stream, 4, bytes);
+  char* base = static_cast<char*>(ws.scratch);
+  a.counters = ws.counters;
+  a.prep_partials = reinterpret_cast<double*>(base);
+  a.globals = reinterpret_cast<double*>(base + off_globals);
+  a.rowcnt = reinterpret_cast<float*>(base + off_rowcnt);
+  a.main_partials = reinterpret_cast<double*>(base + off_main);
+  if (PREP) {
+    void* args[] = {&a};
+    SA2VA_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(ppo_main_kernel<VEC, PREP, U>),
+                                                 dim3(static_cast<unsigned>(blocks)), dim3(kThreads), args, 0, stream));
+  } else {
+    ppo_main_kernel<VEC, PREP, U><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(a);
+  }
+  SA2VA_CUDA_CHECK_LAUNCH("ppo_main_kernel");
+}
+
+template <bool VEC, bool PREP>
+void launch_u(PpoArgs& a, int64_t work, int sms, cudaStream_t stream) {
+  // Two groups per batch when few arrays stream (GRPO: logp, logp_old, ref, mask; one advantage per row): a
+  // batch of one leaves too few bytes in flight per SM for these 13-17 B per token. CleanRL's eight arrays fill
+  // the registers with one.
+  const size_t pb = kPrepAcc * sizeof(double);
+  if (a.values == nullptr && a.entropy == nullptr && a.dentropy == nullptr && !a.adv_per_token) launch_main<VEC, PREP, 2>(a, (work + 1) / 2, sms, pb, stream);
+  else launch_main<VEC, PREP, 1>(a, work, sms, pb, stream);
+}
 
 }  // namespace
 
@@ -294,30 +392,18 @@ void ppo_loss_cuda(const float* logp, const float* logp_old, const float* adv, i
                    al16(dvalue) && al16(dentropy) &&
                    (mask == nullptr || reinterpret_cast<uintptr_t>(mask) % 4 == 0);
   const int64_t work = vec ? m / 4 : m;
-  const int64_t resident = vec ? main_resident<true>() : main_resident<false>();
-  const int64_t main_blocks = std::max<int64_t>(1, std::min<int64_t>((work + kThreads - 1) / kThreads, sms * resident));
   int seg = 1;
   while (seg < 32 && seg < l) seg <<= 1;
-  const int64_t prep_blocks =
-      std::max<int64_t>(1, std::min<int64_t>((b + kThreads / seg - 1) / (kThreads / seg), sms * 4));
-  const size_t off_globals = align256(prep_blocks * kPrepAcc * sizeof(double));
-  const size_t off_rowcnt = off_globals + 256;
-  const size_t off_main = off_rowcnt + align256(b * sizeof(float));
-  const size_t bytes = off_main + main_blocks * kMainAcc * sizeof(double);
-  StreamWorkspace ws = stream_workspace(stream, 2, bytes);
-  char* base = static_cast<char*>(ws.scratch);
-  a.counters = ws.counters;
-  a.prep_partials = reinterpret_cast<double*>(base);
-  a.globals = reinterpret_cast<double*>(base + off_globals);
-  a.rowcnt = reinterpret_cast<float*>(base + off_rowcnt);
-  a.main_partials = reinterpret_cast<double*>(base + off_main);
-  if (a.has_prep) {
-    ppo_prep_kernel<<<static_cast<unsigned>(prep_blocks), kThreads, 0, stream>>>(a, seg);
-    SA2VA_CUDA_CHECK_LAUNCH("ppo_prep_kernel");
+  a.seg = seg;
+  a.prep_vec = mask != nullptr && !(adv_per_token && a.norm_adv) && l % 16 == 0 &&
+               reinterpret_cast<uintptr_t>(mask) % 16 == 0;
+  if (vec) {
+    if (a.has_prep) launch_u<true, true>(a, work, sms, stream);
+    else launch_u<true, false>(a, work, sms, stream);
+  } else {
+    if (a.has_prep) launch_u<false, true>(a, work, sms, stream);
+    else launch_u<false, false>(a, work, sms, stream);
   }
-  if (vec) ppo_main_kernel<true><<<static_cast<unsigned>(main_blocks), kThreads, 0, stream>>>(a);
-  else ppo_main_kernel<false><<<static_cast<unsigned>(main_blocks), kThreads, 0, stream>>>(a);
-  SA2VA_CUDA_CHECK_LAUNCH("ppo_main_kernel");
 }
 
 }  // namespace sa2va

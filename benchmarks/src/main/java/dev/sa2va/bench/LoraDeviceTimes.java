@@ -1,6 +1,7 @@
 package dev.sa2va.bench;
 
 import dev.sa2va.core.CudaStreams;
+import dev.sa2va.core.TensorCheck;
 import dev.sa2va.core.Torch;
 import dev.sa2va.kernels.BenchKernels;
 import dev.sa2va.kernels.LoraKernels;
@@ -34,7 +35,9 @@ import org.bytedeco.pytorch.global.torch_cuda;
  *
  * <pre>java dev.sa2va.bench.LoraDeviceTimes OUT.jsonl [--quick]
  * java dev.sa2va.bench.LoraDeviceTimes --one D_IN D_OUT RANK TOKENS   (5 fwd+bwd calls, nothing else: for ncu)</pre>
- * One JSON object per line: {"impl","op","d_in","d_out","rank","tokens","dropout","pdl","us"}.
+ * One JSON object per line: {"impl","op","d_in","d_out","rank","tokens","dropout","pdl","us"}. Ops: fwd, bwd, fwdbwd
+ * (the layer), kfwd, kbwd (our kernels alone, no GEMM), and for impl torch fwd, dx (plain GEMMs) and fwd_acc, dx_acc
+ * (the same GEMMs with beta = 1 onto a written output, as the layer runs them).
  */
 public final class LoraDeviceTimes {
     static final int REPS = 20, REPEATS = 3;
@@ -136,6 +139,32 @@ public final class LoraDeviceTimes {
         return per.get(per.size() / 2);
     }
 
+    /**
+     * Our kernels without the cuBLAS GEMMs (ops "kfwd", "kbwd"): lora_forward_cuda and lora_backward_cuda on bf16
+     * tensors, to set against their traffic floor (lora_report.py).
+     */
+    void kernelsAlone(Tensor x, Tensor dy, long dIn, long dOut, int rank, int tokens, double p) {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor a = Torch.randn(ScalarType.Float, device, rank, dIn).mul(Torch.scalar(1 / Math.sqrt(dIn)))
+                    .to(ScalarType.BFloat16);
+            Tensor b = Torch.randn(ScalarType.Float, device, dOut, rank).mul(Torch.scalar(0.01)).to(ScalarType.BFloat16);
+            Tensor xs = Torch.empty(ScalarType.BFloat16, device, tokens, rank);
+            Tensor y = Torch.empty(ScalarType.BFloat16, device, tokens, dOut);
+            Tensor dx = Torch.empty(ScalarType.BFloat16, device, tokens, dIn);
+            Tensor gA = Torch.zeros(ScalarType.Float, device, rank, dIn);
+            Tensor gB = Torch.zeros(ScalarType.Float, device, dOut, rank);
+            int bf16 = TensorCheck.nativeDType(ScalarType.BFloat16);
+            float s = 2.0f;
+            emit("ours", "kfwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() ->
+                    LoraKernels.lora_forward_cuda(x.data_ptr(), bf16, tokens, dIn, dOut, rank, a.data_ptr(), b.data_ptr(),
+                            null, s, null, 0, null, (float) p, 1, 0, xs.data_ptr(), y.data_ptr(), rawStream)));
+            emit("ours", "kbwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() ->
+                    LoraKernels.lora_backward_cuda(x.data_ptr(), dy.data_ptr(), xs.data_ptr(), bf16, tokens, dIn, dOut,
+                            rank, a.data_ptr(), b.data_ptr(), s, (float) p, 1, 0, gA.data_ptr(), gB.data_ptr(),
+                            dx.data_ptr(), rawStream)));
+        }
+    }
+
     void emit(String impl, String op, long dIn, long dOut, int rank, int tokens, double p, boolean pdl, double us) {
         out.printf(Locale.ROOT, "{\"impl\": \"%s\", \"op\": \"%s\", \"d_in\": %d, \"d_out\": %d, \"rank\": %d, "
                 + "\"tokens\": %d, \"dropout\": %.3f, \"pdl\": %b, \"us\": %.3f}%n", impl, op, dIn, dOut, rank, tokens, p,
@@ -161,6 +190,11 @@ public final class LoraDeviceTimes {
                     emit("torch", "fwd", dIn, dOut, 0, tokens, 0, false,
                             deviceMicros(() -> torch.linear(x, w).close()));
                     emit("torch", "dx", dIn, dOut, 0, tokens, 0, false, deviceMicros(() -> dy.mm(w).close()));
+                    // the same GEMMs accumulating onto an output that is already written (beta = 1), as LoraOps runs
+                    // them: what the design costs inside cuBLAS beyond our kernels
+                    Tensor yAcc = torch.linear(x, w), dxAcc = dy.mm(w), wT = w.t();
+                    emit("torch", "fwd_acc", dIn, dOut, 0, tokens, 0, false, deviceMicros(() -> yAcc.addmm_(x, wT)));
+                    emit("torch", "dx_acc", dIn, dOut, 0, tokens, 0, false, deviceMicros(() -> dxAcc.addmm_(dy, w)));
                     for (int rank : ranks) {
                         for (double p : new double[] {0.05, 0.0}) {
                             LoraLinear l = LoraBench.LoraShapes.layer(w, rank, p, device);
@@ -170,6 +204,9 @@ public final class LoraDeviceTimes {
                                 sv.close();
                             }));
                             LoraLinear.Saved kept = l.forwardTrain(x);
+                            if (p == 0.05) {
+                                kernelsAlone(x, dy, dIn, dOut, rank, tokens, p);
+                            }
                             emit("ours", "bwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> l.backward(kept, dy).close()));
                             emit("ours", "fwdbwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> {
                                 LoraLinear.Saved sv = l.forwardTrain(x);

@@ -20,15 +20,21 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * ppo.py stores {@code dones[t]} = "observation t starts an episode": pass {@code terminated[t] = dones[t+1]} and
  * {@code next_done} for the last step (and no truncation) to get its numbers exactly.
  *
- * <p>The CUDA schedule is chosen by shape ({@link Schedule#AUTO}): one thread per environment walking back over T when
- * N is large, a chunked scan over T when N is small and T long (see native/src/main/cpp/rl/gae.h).
+ * <p>The CUDA schedule is chosen by shape ({@link Schedule#AUTO}): up to 8M elements a register-resident chunked scan
+ * (every environment's T steps cut into chunks of 4-16 steps, one thread each); beyond, one thread per environment
+ * walking back over T when N is large, a two-sweep chunked scan when N is small (see native/src/main/cpp/rl/gae.h).
  */
 public final class Gae {
     private Gae() {
     }
 
-    /** CUDA schedule (the CPU ignores it). */
-    public enum Schedule { AUTO, PER_ENV, CHUNKED }
+    /**
+     * CUDA schedule (the CPU ignores it). {@code REGISTER_SCAN}: each thread loads a chunk of up to 16 steps of one
+     * environment into registers, the chunks are combined by a scan in shared memory (one read of the inputs; with
+     * normalisation a cooperative launch, still one); {@code AUTO} takes it up to 8M elements. {@code CHUNKED} is the
+     * older two-sweep chunked scan, {@code PER_ENV} one thread per environment.
+     */
+    public enum Schedule { AUTO, PER_ENV, CHUNKED, REGISTER_SCAN }
 
     /**
      * @param gamma     discount in [0, 1]

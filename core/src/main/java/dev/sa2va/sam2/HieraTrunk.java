@@ -1,5 +1,6 @@
 package dev.sa2va.sam2;
 
+import dev.sa2va.core.StageMarks;
 import java.util.ArrayList;
 import java.util.List;
 import org.bytedeco.pytorch.Tensor;
@@ -45,10 +46,14 @@ public final class HieraTrunk {
      */
     List<Tensor> forward(Tensor pixels) {
         Tensor x = Scoped.tensor(() -> patchEmbed.apply(pixels).permute(0, 2, 3, 1).add(posEmbed).contiguous());
+        StageMarks.mark("sam2.trunk.embed");
         List<Tensor> levels = new ArrayList<>();
         int stage = 0;
         for (int i = 0; i < blocks.size(); i++) {
             x = blocks.get(i).forward(x);
+            if (StageMarks.active()) {
+                StageMarks.mark("sam2.trunk.block." + i);
+            }
             if (i == stageEnds[stage]) {
                 levels.add(x);
                 stage++;

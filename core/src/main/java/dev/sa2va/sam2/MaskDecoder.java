@@ -1,5 +1,6 @@
 package dev.sa2va.sam2;
 
+import dev.sa2va.core.StageMarks;
 import java.util.ArrayList;
 import java.util.List;
 import org.bytedeco.pytorch.Tensor;
@@ -70,11 +71,13 @@ final class MaskDecoder {
             Tensor tokens = Nn.cat(1, outputTokens.unsqueeze(0).expand(b, -1, -1), sparse);
             Tensor src = image.add(dense);
             Tensor[] tr = transformer.forward(tokens, src, imagePe);
+            StageMarks.mark("sam2.decoder.transformer");
             Tensor hs = tr[0];
             Tensor srcOut = tr[1].transpose(1, 2).reshape(b, hidden, h, w);
             Tensor up = up0.apply(srcOut).add(featS1);
             up = Nn.gelu(upNorm.apply2d(up));
             up = Nn.gelu(up3.apply(up).add(featS0));
+            StageMarks.mark("sam2.decoder.upscale");
             Tensor[] hyperIn = new Tensor[Sam2Config.MASK_TOKENS];
             for (int i = 0; i < hyperIn.length; i++) {
                 hyperIn[i] = hyper.get(i).forward(hs.select(1, 2 + i));

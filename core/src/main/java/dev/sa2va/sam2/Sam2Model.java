@@ -1,6 +1,7 @@
 package dev.sa2va.sam2;
 
 import dev.sa2va.core.Devices;
+import dev.sa2va.core.StageMarks;
 import dev.sa2va.core.TensorCheck;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -78,9 +79,11 @@ public final class Sam2Model implements AutoCloseable {
                 Tensor x = pixels.to(weights.device(), weights.dtype()).contiguous();
                 List<Tensor> levels = trunk.forward(x);
                 List<Tensor> fpn = neck.forward(levels);
+                StageMarks.mark("sam2.fpn");
                 Tensor s0 = decoder.convS0(fpn.get(0));
                 Tensor s1 = decoder.convS1(fpn.get(1));
                 Tensor embed = fpn.get(2).add(noMemEmbed);
+                StageMarks.mark("sam2.conv_s0_s1");
                 List<Tensor> trunkOut = null, fpnOut = null;
                 if (keepStages) {
                     trunkOut = new ArrayList<>();
@@ -116,6 +119,7 @@ public final class Sam2Model implements AutoCloseable {
             return Scoped.call(() -> {
                 Device dev = weights.device();
                 Tensor sparse = promptEncoder.sparse(prompt, dev);
+                StageMarks.mark("sam2.prompt");
                 Tensor embed = features.imageEmbedding(), s0 = features.featS0(), s1 = features.featS1();
                 if (fb != pb) {
                     embed = embed.expand(pb, -1, -1, -1);
@@ -123,13 +127,16 @@ public final class Sam2Model implements AutoCloseable {
                     s1 = s1.expand(pb, -1, -1, -1);
                 }
                 MaskDecoder.Raw raw = decoder.forward(embed, densePe, sparse, promptEncoder.noMaskEmbedding(), s0, s1);
+                StageMarks.mark("sam2.decoder");
                 Tensor[] sel = MaskDecoder.select(raw, multimask);
                 Tensor masks = sel[0], iou = sel[1];
                 Tensor best = iou.argmax(new LongOptional(1), false); // (B)
                 long b = masks.size(0), mh = masks.size(2), mw = masks.size(3);
                 Tensor bestMask = torch.gather(masks, 1, best.view(b, 1, 1, 1).expand(b, 1, mh, mw));
-                return new Sam2Output(masks, iou, raw.objectScore().to(ScalarType.Float), best, bestMask, sparse,
-                        config.imageSize());
+                Sam2Output o = new Sam2Output(masks, iou, raw.objectScore().to(ScalarType.Float), best, bestMask,
+                        sparse, config.imageSize());
+                StageMarks.mark("sam2.select");
+                return o;
             }, Sam2Output::tensors);
         }
     }

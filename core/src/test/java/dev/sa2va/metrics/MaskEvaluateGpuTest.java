@@ -117,6 +117,44 @@ class MaskEvaluateGpuTest {
         }
     }
 
+    /**
+     * The vector path (P % 8 == 0, aligned rows) loads batches of chunks ahead of the math: chunk counts that leave a
+     * partial last batch, a single chunk, many samples of few chunks; views one element (or one chunk) in, which
+     * must fall back to scalar loads (prediction or target misaligned) or stay on the vector path (a whole chunk
+     * in); NaN logits and a target value 2 counted as invalid on both paths.
+     */
+    @Test
+    void vectorPathBatchTailsAndAlignment() {
+        Torch.seed(104);
+        long[][] sizes = {{3, 8}, {5, 8 * 257}, {7, 8 * 4096 + 8}, {1, 8 * 1000}, {300, 24}};
+        for (long[] sz : sizes) {
+            long n = sz[0], p = sz[1], m = n * p;
+            float[] zf = Torch.toFloats(Torch.randn(ScalarType.Float, CPU, m + 8).mul(Torch.scalar(2.0)));
+            zf[8 + (int) p + 3] = Float.NaN;  // sample 1 (or 0) of the views below: an invalid prediction
+            byte[] yb = Torch.toBytes(binary(0.3, m + 8));
+            yb[8 + (int) (m - 1)] = 2;        // the last sample: an invalid target
+            Tensor z = Torch.fromFloats(zf, m + 8), y = Torch.fromBytes(yb, m + 8);
+            for (ScalarType st : new ScalarType[] {ScalarType.Float, ScalarType.BFloat16, ScalarType.Half}) {
+                for (int zoff : new int[] {8, 1, 0}) {
+                    for (int yoff : new int[] {8, 1}) {
+                        Tensor zc = z.to(st).narrow(0, zoff, m).reshape(n, p), yc = y.narrow(0, yoff, m).reshape(n, p);
+                        Tensor zg = z.to(CUDA, st).narrow(0, zoff, m).reshape(n, p);
+                        Tensor yg = y.to(CUDA, ScalarType.Byte).narrow(0, yoff, m).reshape(n, p);
+                        String ctx = st + " " + n + "x" + p + " pred offset " + zoff + " target offset " + yoff;
+                        for (boolean soft : new boolean[] {false, true}) {
+                            Spec spec = Spec.DEFAULT.withSoft(soft);
+                            assertSame(MaskMetrics.evaluate(zc, MaskTargets.of(yc), spec),
+                                    MaskMetrics.evaluate(zg, MaskTargets.of(yg), spec), ctx + " soft=" + soft);
+                        }
+                        // counts only: the vector path skips the sigmoid
+                        assertArrayEquals(Torch.toLongs(MaskMetrics.confusion(zc, yc, 0.25)),
+                                Torch.toLongs(MaskMetrics.confusion(zg, yg, 0.25)), ctx + " confusion");
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void softScoresInvalidValuesAndMisalignedViews() {
         Torch.seed(102);

@@ -116,7 +116,11 @@ class RlGpuTest {
     @Test
     void gaeMatchesCpuForEverySchedule() {
         Random rnd = new Random(203);
-        int[][] shapes = {{1, 1}, {1, 7}, {5, 1}, {128, 8}, {2048, 16}, {32, 4096}, {1000, 3}, {257, 33}};
+        // register scan: chunks of 4, 8 and 16 steps, T not a multiple of the chunk, the largest T per block
+        // ({8192, 1}), beyond it ({9000, 1}: falls back to the two-sweep scan), normalisation in a cooperative launch
+        // ({1024, 1024}) and its fallback when the grid is larger than what fits at once ({3000, 700})
+        int[][] shapes = {{1, 1}, {1, 7}, {5, 1}, {128, 8}, {2048, 16}, {32, 4096}, {1000, 3}, {257, 33}, {4096, 2},
+            {8192, 1}, {9000, 1}, {1024, 1024}, {3000, 700}, {33, 5}};
         for (int[] sh : shapes) {
             int t = sh[0], n = sh[1], m = t * n;
             float[] r = new float[m], v = new float[m], tv = new float[m], term = new float[m], trunc = new float[m];
@@ -154,6 +158,8 @@ class RlGpuTest {
         assertTrue(Gae.cudaChunks(2048, 16, Gae.Schedule.AUTO) > 1, "long T, few envs: chunked scan");
         assertTrue(Gae.cudaChunks(2048, 16, Gae.Schedule.CHUNKED) > 1);
         assertEquals(1, Gae.cudaChunks(32, 1 << 20, Gae.Schedule.AUTO), "many envs: one thread each");
+        assertTrue(Gae.cudaChunks(1024, 1024, Gae.Schedule.AUTO) > 1, "1M elements: register scan");
+        assertTrue(Gae.cudaChunks(1, 1, Gae.Schedule.REGISTER_SCAN) >= 1);
     }
 
     @Test
@@ -176,25 +182,51 @@ class RlGpuTest {
     @Test
     void ppoLossMatchesCpu() {
         Torch.seed(205);
-        // flat odd size (scalar path), 2-d aligned (float4 path), a large batch, per-row advantages with a mask
+        // flat odd size (scalar path), 2-d aligned (float4 path), a large batch, per-row advantages with a mask;
+        // GRPO-shaped calls (no values, no entropy, one advantage per row) take batches of two groups: aligned and
+        // not, with and without a mask (the mask pass and the grid barrier of the cooperative launch), rows whose
+        // mask is all zero, and a batch large enough for every resident block to take part
+        PpoLoss.Config grpo = PpoLoss.Config.TRL_GRPO.withKl(0.04);
+        PpoLoss.Config grpoSeq = PpoLoss.Config.TRL_GRPO.withAggregation(PpoLoss.Aggregation.SEQUENCE_MEAN, 0).withKl(0.04);
         Object[][] cases = {
-            {new long[] {1001}, true, false, PpoLoss.Config.CLEANRL, true},
-            {new long[] {64, 512}, true, true, PpoLoss.Config.CLEANRL, true},
-            {new long[] {1024, 1024}, true, false, PpoLoss.Config.CLEANRL, true},
-            {new long[] {96, 333}, false, true, PpoLoss.Config.TRL_GRPO.withClip(0.2, 0.28).withKl(0.04), false},
-            {new long[] {96, 336}, false, true, PpoLoss.Config.TRL_GRPO.withAggregation(PpoLoss.Aggregation.SEQUENCE_MEAN, 0)
-                    .withKl(0.04), false},
+            {new long[] {1001}, true, false, PpoLoss.Config.CLEANRL, true, true},
+            {new long[] {64, 512}, true, true, PpoLoss.Config.CLEANRL, true, true},
+            {new long[] {1024, 1024}, true, false, PpoLoss.Config.CLEANRL, true, true},
+            {new long[] {96, 333}, false, true, PpoLoss.Config.TRL_GRPO.withClip(0.2, 0.28).withKl(0.04), false, true},
+            {new long[] {96, 336}, false, true, grpoSeq, false, true},
+            {new long[] {96, 336}, false, true, grpo, false, false},
+            {new long[] {97, 333}, false, true, grpo, false, false},
+            {new long[] {97, 333}, false, true, grpoSeq, false, false},
+            {new long[] {64, 1}, false, true, grpoSeq, false, false},
+            {new long[] {3, 5}, false, false, grpo, false, false},
+            {new long[] {1024, 2048}, false, true, grpo, false, false},
+            {new long[] {1024, 2048}, false, false, grpo, false, false},
+            {new long[] {512, 1000}, false, true, grpoSeq, false, false},
         };
         for (Object[] cs : cases) {
             long[] sh = (long[]) cs[0];
             boolean perToken = (Boolean) cs[1], masked = (Boolean) cs[2], values = (Boolean) cs[4];
+            boolean entropy = (Boolean) cs[5];
             PpoLoss.Config cfg = (PpoLoss.Config) cs[3];
             Tensor logp = Torch.randn(ScalarType.Float, CPU, sh).sub(Torch.scalar(2.0));
             Tensor old = logp.add(Torch.randn(ScalarType.Float, CPU, sh).mul(Torch.scalar(0.3)));
             Tensor adv = perToken ? Torch.randn(ScalarType.Float, CPU, sh) : Torch.randn(ScalarType.Float, CPU, sh[0]);
-            Tensor mask = masked ? Torch.rand(ScalarType.Float, CPU, sh).lt(Torch.scalar(0.8)).to(ScalarType.Byte) : null;
+            Tensor mask = null;
+            if (masked) {
+                mask = Torch.rand(ScalarType.Float, CPU, sh).lt(Torch.scalar(0.8)).to(ScalarType.Byte);
+                if (sh.length == 2 && sh[0] >= 8) {
+                    // empty rows: the first four, and every 7th (their sequence weight uses max(1, count))
+                    byte[] mb = Torch.toBytes(mask);
+                    for (long r = 0; r < sh[0]; r++) {
+                        if (r < 4 || r % 7 == 0) {
+                            Arrays.fill(mb, (int) (r * sh[1]), (int) ((r + 1) * sh[1]), (byte) 0);
+                        }
+                    }
+                    mask = Torch.fromBytes(mb, sh);
+                }
+            }
             PpoLoss.Batch bc = PpoLoss.Batch.of(logp, old, adv).withMask(mask)
-                    .withEntropy(Torch.rand(ScalarType.Float, CPU, sh));
+                    .withEntropy(entropy ? Torch.rand(ScalarType.Float, CPU, sh) : null);
             if (values) {
                 bc = bc.withValues(Torch.randn(ScalarType.Float, CPU, sh), Torch.randn(ScalarType.Float, CPU, sh),
                         Torch.randn(ScalarType.Float, CPU, sh));
@@ -205,9 +237,10 @@ class RlGpuTest {
             PpoLoss.Batch bg = new PpoLoss.Batch(cuda(bc.logp()), cuda(bc.logpOld()), cuda(bc.advantages()),
                     bc.mask() == null ? null : cuda(bc.mask()), bc.values() == null ? null : cuda(bc.values()),
                     bc.valuesOld() == null ? null : cuda(bc.valuesOld()), bc.returns() == null ? null : cuda(bc.returns()),
-                    cuda(bc.entropy()), bc.refLogp() == null ? null : cuda(bc.refLogp()));
+                    bc.entropy() == null ? null : cuda(bc.entropy()), bc.refLogp() == null ? null : cuda(bc.refLogp()));
             PpoLoss.Result c = PpoLoss.compute(bc, cfg), g = PpoLoss.compute(bg, cfg);
-            String ctx = Arrays.toString(sh) + " perToken=" + perToken + " mask=" + masked + " " + cfg.aggregation();
+            String ctx = Arrays.toString(sh) + " perToken=" + perToken + " mask=" + masked + " entropy=" + entropy + " "
+                    + cfg.aggregation();
             float[] sc = c.toHost(), sg = g.toHost();
             for (int k = 0; k < sc.length; k++) {
                 assertEquals(sc[k], sg[k], 1e-5 * Math.max(1, Math.abs(sc[k])), ctx + " scalar " + k);
@@ -216,7 +249,9 @@ class RlGpuTest {
             if (values) {
                 assertRel(c.dvalue(), g.dvalue(), 1e-5, ctx + " dvalue");
             }
-            assertRel(c.dentropy(), g.dentropy(), 1e-6, ctx + " dentropy");
+            if (entropy) {
+                assertRel(c.dentropy(), g.dentropy(), 1e-6, ctx + " dentropy");
+            }
             assertRel(g.scalars(), PpoLoss.compute(bg, cfg).scalars(), 0, ctx + " deterministic");
         }
     }

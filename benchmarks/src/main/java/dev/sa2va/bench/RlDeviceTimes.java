@@ -1,0 +1,201 @@
+package dev.sa2va.bench;
+
+import dev.sa2va.core.CudaStreams;
+import dev.sa2va.core.Torch;
+import dev.sa2va.kernels.BenchKernels;
+import dev.sa2va.metrics.BitMasks;
+import dev.sa2va.metrics.MaskMetrics;
+import dev.sa2va.metrics.MaskTargets;
+import dev.sa2va.rl.Gae;
+import dev.sa2va.rl.MaskPolicy;
+import dev.sa2va.rl.PpoLoss;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.cuda.CUDAEvent;
+import org.bytedeco.pytorch.cuda.CUDAStream;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+import org.bytedeco.pytorch.global.torch_cuda;
+
+/**
+ * Device time and host time per call of the RL kernels on the shapes of RewardBench, MaskStatsBench, GaeBench and
+ * PpoBench, to tell the kernel from the host cost that JMH's per-call time also contains.
+ *
+ * <p>Device time: a GPU sleep kernel gives the host a head start, then CUDA events bracket {@value #REPS} calls
+ * (median of {@value #REPEATS}), as LoraDeviceTimes. Host time: enqueuing {@value #REPS} calls without waiting,
+ * per call (the GPU is far ahead: it measures the Java side, JNI and the launch). Small inputs stay in L2 across
+ * calls, as in the JMH benchmarks.
+ *
+ * <pre>java dev.sa2va.bench.RlDeviceTimes OUT.jsonl</pre>
+ * One JSON object per line: {"op", "shape", "form", "device_us", "host_us", "bytes"}; a table on stdout.
+ */
+public final class RlDeviceTimes {
+    static final int REPS = 20, REPEATS = 5;
+
+    private final PrintWriter out;
+    private final CUDAStream stream;
+    private final Pointer rawStream;
+
+    private RlDeviceTimes(Device device, PrintWriter out) {
+        this.out = out;
+        this.stream = torch_cuda.getCurrentCUDAStream((byte) 0);
+        this.rawStream = CudaStreams.prepareLaunch(device, "gpu_sleep_cuda");
+    }
+
+    public static void main(String[] args) throws IOException {
+        if (args.length < 1) {
+            System.err.println("usage: RlDeviceTimes OUT.jsonl");
+            System.exit(2);
+        }
+        Device d = BenchSupport.cudaOrFail();
+        Path file = Path.of(args[0]);
+        try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(file, StandardCharsets.UTF_8))) {
+            new RlDeviceTimes(d, w).run(d);
+        }
+        System.out.println("wrote " + file);
+    }
+
+    interface Call {
+        void run();
+    }
+
+    /** {device µs, host µs} per call. */
+    double[] micros(Call call) {
+        for (int i = 0; i < 3; i++) {
+            try (PointerScope s = new PointerScope()) {
+                call.run();
+            }
+        }
+        torch_cuda.device_synchronize();
+        long t0 = System.nanoTime();
+        try (PointerScope s = new PointerScope()) {
+            for (int i = 0; i < REPS; i++) {
+                call.run();
+            }
+        }
+        long hostNanos = System.nanoTime() - t0;
+        torch_cuda.device_synchronize();
+        long sleepNanos = Math.min(900_000_000L, hostNanos * 3 / 2 + 500_000);
+        List<Double> per = new ArrayList<>();
+        List<Double> host = new ArrayList<>();
+        for (int r = 0; r < REPEATS; r++) {
+            try (PointerScope s = new PointerScope()) {
+                CUDAEvent start = new CUDAEvent(0), end = new CUDAEvent(0);  // flags 0: timing enabled
+                BenchKernels.gpu_sleep_cuda(sleepNanos, rawStream);
+                start.record(stream);
+                long h0 = System.nanoTime();
+                for (int i = 0; i < REPS; i++) {
+                    call.run();
+                }
+                host.add((System.nanoTime() - h0) / 1000.0 / REPS);
+                end.record(stream);
+                end.synchronize();
+                per.add(1000.0 * start.elapsed_time(end) / REPS);
+            }
+        }
+        per.sort(Double::compare);
+        host.sort(Double::compare);
+        return new double[] {per.get(per.size() / 2), host.get(host.size() / 2)};
+    }
+
+    void emit(String op, String shape, String form, double[] t, long bytes) {
+        double gbs = bytes / (t[0] * 1e3);
+        out.printf(Locale.ROOT, "{\"op\": \"%s\", \"shape\": \"%s\", \"form\": \"%s\", \"device_us\": %.2f, "
+                + "\"host_us\": %.2f, \"bytes\": %d}%n", op, shape, form, t[0], t[1], bytes);
+        out.flush();
+        System.out.printf(Locale.ROOT, "%-16s %-12s %-10s device %8.2f us  host %6.2f us  %7.0f GB/s%n", op, shape,
+                form, t[0], t[1], gbs);
+    }
+
+    void run(Device d) {
+        Torch.seed(0);
+        for (String size : new String[] {"8x262144", "16x262144", "32x1048576"}) {
+            long[] s = BenchSupport.shape(size);
+            try (PointerScope scope = new PointerScope()) {
+                Tensor logits = Torch.randn(ScalarType.BFloat16, d, s);
+                Tensor y = Torch.rand(ScalarType.Float, d, s).lt(Torch.scalar(0.1)).to(ScalarType.Byte);
+                Tensor copySrc = Torch.rand(ScalarType.Float, d, s[0] * s[1] * 3 / 4);
+                Tensor copyDst = Torch.empty(ScalarType.Float, d, s[0] * s[1] * 3 / 4);
+                emit("copy", size, "3B/px", micros(() -> copyDst.copy_(copySrc)), s[0] * s[1] * 3 * 2);
+                for (boolean bits : new boolean[] {false, true}) {
+                    MaskTargets t = bits ? MaskTargets.of(BitMasks.pack(y, "targets")) : MaskTargets.of(y);
+                    long bytes = s[0] * s[1] * 2 + (bits ? s[0] * s[1] / 8 : s[0] * s[1]);
+                    String form = bits ? "bf16-bits" : "bf16-u8";
+                    MaskMetrics.Result ev = MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT);
+                    emit("evaluate", size, form, micros(() -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev)),
+                            bytes);
+                    MaskPolicy.Sample so = MaskPolicy.sample(logits, 1.0, 1, 0, true, t, MaskMetrics.Spec.DEFAULT);
+                    emit("sampleAndScore", size, form,
+                            micros(() -> MaskPolicy.sample(logits, 1.0, 1, 0, true, t, MaskMetrics.Spec.DEFAULT, so)),
+                            bytes + s[0] * s[1] / 8);
+                }
+            }
+        }
+        for (String size : new String[] {"4x262144", "8x1048576", "32x1048576"}) {
+            long[] s = BenchSupport.shape(size);
+            for (ScalarType st : new ScalarType[] {ScalarType.BFloat16, ScalarType.Float}) {
+                try (PointerScope scope = new PointerScope()) {
+                    Tensor logits = Torch.randn(ScalarType.Float, d, s).to(st);
+                    Tensor y = Torch.rand(ScalarType.Float, d, s).gt(Torch.scalar(0.8)).to(ScalarType.Byte);
+                    long bytes = s[0] * s[1] * (BenchSupport.elementSize(st) + 1L);
+                    emit("confusion", size, st == ScalarType.Float ? "f32" : "bf16",
+                            micros(() -> MaskMetrics.confusion(logits, y)), bytes);
+                }
+            }
+        }
+        for (String size : new String[] {"128x8", "2048x16", "32x4096", "1024x512", "1024x1024", "2048x32768"}) {
+            long[] s = BenchSupport.shape(size);
+            try (PointerScope scope = new PointerScope()) {
+                Tensor r = Torch.randn(ScalarType.Float, d, s), v = Torch.randn(ScalarType.Float, d, s);
+                Tensor done = Torch.rand(ScalarType.Float, d, s).lt(Torch.scalar(0.01)).to(ScalarType.Byte);
+                Gae.Rollout ro = Gae.Rollout.of(r, v, done, Torch.randn(ScalarType.Float, d, s[1]));
+                for (Gae.Schedule sch : Gae.Schedule.values()) {
+                    Gae.Options o = Gae.Options.CLEANRL.withSchedule(sch);
+                    Gae.Result g = Gae.compute(ro, o);
+                    emit("gae", size, sch.name().toLowerCase(Locale.ROOT) + "/" + Gae.cudaChunks(s[0], s[1], sch),
+                            micros(() -> Gae.compute(ro, o, g)), s[0] * s[1] * 17);
+                }
+                Gae.Options on = Gae.Options.CLEANRL.withNormalize(true, 1e-8);
+                Gae.Result gn = Gae.compute(ro, on);
+                emit("gae+norm", size, "auto", micros(() -> Gae.compute(ro, on, gn)), s[0] * s[1] * 17);
+            }
+        }
+        for (String size : new String[] {"256x4096", "4096x4096", "8192x4096"}) {
+            long[] s = BenchSupport.shape(size);
+            for (String config : new String[] {"cleanrl", "grpo"}) {
+                try (PointerScope scope = new PointerScope()) {
+                    Tensor logp = Torch.randn(ScalarType.Float, d, s).sub(Torch.scalar(2.0));
+                    Tensor old = logp.add(Torch.randn(ScalarType.Float, d, s).mul(Torch.scalar(0.1)));
+                    PpoLoss.Batch batch;
+                    PpoLoss.Config cfg;
+                    if (config.equals("cleanrl")) {
+                        batch = PpoLoss.Batch.of(logp, old, Torch.randn(ScalarType.Float, d, s))
+                                .withValues(Torch.randn(ScalarType.Float, d, s), Torch.randn(ScalarType.Float, d, s),
+                                        Torch.randn(ScalarType.Float, d, s))
+                                .withEntropy(Torch.rand(ScalarType.Float, d, s));
+                        cfg = PpoLoss.Config.CLEANRL;
+                    } else {
+                        batch = PpoLoss.Batch.of(logp, old, Torch.randn(ScalarType.Float, d, s[0]))
+                                .withMask(Torch.rand(ScalarType.Float, d, s).lt(Torch.scalar(0.9)).to(ScalarType.Byte))
+                                .withReference(logp.add(Torch.randn(ScalarType.Float, d, s).mul(Torch.scalar(0.1))));
+                        cfg = PpoLoss.Config.TRL_GRPO.withKl(0.04);
+                    }
+                    PpoLoss.Batch b = batch;
+                    PpoLoss.Config c = cfg;
+                    PpoLoss.Result res = PpoLoss.compute(b, c);
+                    emit("ppo", size, config, micros(() -> PpoLoss.compute(b, c, res)),
+                            s[0] * s[1] * PpoBench.bytesPerToken(config));
+                }
+            }
+        }
+    }
+}

@@ -49,14 +49,22 @@ public final class HieraTrunk {
         StageMarks.mark("sam2.trunk.embed");
         List<Tensor> levels = new ArrayList<>();
         int stage = 0;
+        boolean xIsLevel = false;
         for (int i = 0; i < blocks.size(); i++) {
-            x = blocks.get(i).forward(x);
-            if (StageMarks.active()) {
-                StageMarks.mark("sam2.trunk.block." + i);
+            Tensor next = blocks.get(i).forward(x);
+            // Block outputs live in the caller's scope: without this, all 48 of them would stay allocated until the
+            // whole image encoder returns (~275 MB per 1024² image at SAM2-L), which set the peak.
+            if (!xIsLevel) {
+                x.close();
             }
-            if (i == stageEnds[stage]) {
+            x = next;
+            xIsLevel = i == stageEnds[stage];
+            if (xIsLevel) {
                 levels.add(x);
                 stage++;
+            }
+            if (StageMarks.active()) {
+                StageMarks.mark("sam2.trunk.block." + i);
             }
         }
         return levels;

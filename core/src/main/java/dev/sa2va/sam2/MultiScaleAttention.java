@@ -26,16 +26,19 @@ final class MultiScaleAttention {
     Tensor forward(Tensor x) {
         long b = x.size(0), h = x.size(1), wd = x.size(2);
         long hd = dimOut / heads;
-        TensorVector parts = qkv.apply(x).reshape(b, h * wd, 3, heads, hd).unbind(2); // each (B, HW, heads, hd)
-        Tensor q = parts.get(0), k = parts.get(1), v = parts.get(2);
-        if (queryPool) {
-            q = Nn.maxPool2NHWC(q.reshape(b, h, wd, dimOut));
-            h = q.size(1);
-            wd = q.size(2);
-            q = q.reshape(b, h * wd, heads, hd);
-        }
-        Tensor o = Nn.attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)); // (B, heads, N', hd)
-        o = o.transpose(1, 2).reshape(b, h, wd, dimOut);
-        return proj.apply(o);
+        // max-pool 2x2, stride 2, floor: the query map halves
+        long oh = queryPool ? h / Sam2Config.Q_STRIDE : h, ow = queryPool ? wd / Sam2Config.Q_STRIDE : wd;
+        // the 3x-wide qkv projection is freed as soon as the attention output exists (own scope)
+        Tensor o = Scoped.tensor(() -> {
+            TensorVector parts = qkv.apply(x).reshape(b, h * wd, 3, heads, hd).unbind(2); // each (B, HW, heads, hd)
+            Tensor q = parts.get(0), k = parts.get(1), v = parts.get(2);
+            if (queryPool) {
+                q = Nn.maxPool2NHWC(q.reshape(b, h, wd, dimOut)).reshape(b, oh * ow, heads, hd);
+            }
+            return Nn.attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)); // (B, heads, N', hd)
+        });
+        Tensor out = Scoped.tensor(() -> proj.apply(o.transpose(1, 2).reshape(b, oh, ow, dimOut)));
+        o.close();
+        return out;
     }
 }

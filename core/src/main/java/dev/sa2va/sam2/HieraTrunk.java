@@ -45,7 +45,8 @@ public final class HieraTrunk {
      * dims[i])}.
      */
     List<Tensor> forward(Tensor pixels) {
-        Tensor x = Scoped.tensor(() -> patchEmbed.apply(pixels).permute(0, 2, 3, 1).add(posEmbed).contiguous());
+        // NHWC copy of the conv output, then the position embedding added in place: two maps alive, not three
+        Tensor x = Scoped.tensor(() -> patchEmbed.apply(pixels).permute(0, 2, 3, 1).contiguous().add_(posEmbed));
         StageMarks.mark("sam2.trunk.embed");
         List<Tensor> levels = new ArrayList<>();
         int stage = 0;

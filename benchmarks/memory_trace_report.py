@@ -11,14 +11,13 @@ import sys
 
 def main():
     rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-    for model in dict.fromkeys(r["model"] for r in rows):
+    for model, batch in dict.fromkeys((r["model"], r["batch"]) for r in rows):
         sides = {}
         for r in rows:
-            if r["model"] == model:
+            if r["model"] == model and r["batch"] == batch:
                 sides.setdefault(r["impl"], {})[r["stage"]] = r
         order = list(dict.fromkeys([s for impl in ("java", "hf") for s in sides.get(impl, {})]))
         base = {impl: sides[impl]["start"]["cur_mib"] for impl in sides if "start" in sides[impl]}
-        batch = next(r["batch"] for r in rows if r["model"] == model)
         print("\n## %s (batch %s): MiB allocated after each stage / peak within it\n" % (model, batch))
         print("| stage | java cur | java peak | java +peak | hf cur | hf peak | hf +peak |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")

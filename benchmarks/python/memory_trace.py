@@ -4,7 +4,7 @@ benchmarks/memory_trace.sh). For each stage: the caching allocator's allocated b
 within it ("peak": torch.cuda.max_memory_allocated, reset at every stage boundary). Stage boundaries are forward
 hooks on the HF modules that match the Java stages (same names), plus marks between the calls of the composition.
 
-  sam2 [--batch B]: HF Sam2Model, SAM2-L, bf16, default init, B random 1024^2 images; Sa2VA's composition as
+  sam2 [--batch B[,B...]]: HF Sam2Model, SAM2-L, bf16, default init, B random 1024^2 images; Sa2VA's composition as
         core/verification/sam2/hf_speed.py times it (image embeddings, 2 not-a-point tokens + language embedding,
         multimask decoder, argmax-IoU selection).
   mllm: InternVLForConditionalGeneration at Sa2VA-1B dims (mllm_reference.py's random weights), bf16, sdpa,
@@ -78,7 +78,7 @@ def hook_by_name(tracer, model, rules):
     return n
 
 
-def sam2(torch, batch, out):
+def sam2(torch, batches, out):
     sys.path.insert(0, os.path.join(ROOT, "core", "verification", "sam2"))
     from sam2_reference import PRESETS, build_config
     from transformers import Sam2Model
@@ -90,7 +90,7 @@ def sam2(torch, batch, out):
         model = Sam2Model(build_config(p, "default"))
     model = model.to(device=dev, dtype=dtype).eval()
     torch.cuda.empty_cache()
-    tr = Tracer(torch, "sam2", batch, out)
+    tr = Tracer(torch, "sam2", batches[0], out)
     n = hook_by_name(tr, model, [
         (r"vision_encoder\.backbone\.patch_embed", "sam2.trunk.embed"),
         (r"vision_encoder\.backbone\.blocks\.(\d+)", r"sam2.trunk.block.\1"),
@@ -120,19 +120,23 @@ def sam2(torch, batch, out):
         tr.mark("sam2.select")
         return sel
 
-    g = torch.Generator(device=dev).manual_seed(7)
-    px = torch.randn(batch, 3, s, s, device=dev, generator=g).to(dtype)
-    lang = torch.randn(batch, hidden, device=dev, generator=g).to(dtype)
-    with torch.inference_mode():
-        for _ in range(2):
-            sa2va(px, lang)
-        tr.start()
-        r = sa2va(px, lang)
-        tr.mark("sam2.return")
-        del r
-        tr.mark("end")
-        tr.finish()
-    del model, px, lang
+    for b in batches:
+        tr.batch = b
+        g = torch.Generator(device=dev).manual_seed(7)
+        px = torch.randn(b, 3, s, s, device=dev, generator=g).to(dtype)
+        lang = torch.randn(b, hidden, device=dev, generator=g).to(dtype)
+        with torch.inference_mode():
+            for _ in range(2):
+                sa2va(px, lang)
+            tr.start()
+            r = sa2va(px, lang)
+            tr.mark("sam2.return")
+            del r
+            tr.mark("end")
+            tr.finish()
+        del px, lang
+        torch.cuda.empty_cache()
+    del model
     torch.cuda.empty_cache()
 
 
@@ -197,7 +201,7 @@ def mllm(torch, out):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", nargs="*", default=["sam2", "mllm"], help="sam2 and/or mllm")
-    ap.add_argument("--batch", type=int, default=1, help="SAM2 images per call")
+    ap.add_argument("--batch", default="1", help="SAM2 images per call, comma-separated for several runs")
     ap.add_argument("--out", help="JSON lines file to append to")
     args = ap.parse_args()
     import torch
@@ -209,7 +213,7 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     for w in args.what:
         if w == "sam2":
-            sam2(torch, args.batch, args.out)
+            sam2(torch, [int(x) for x in args.batch.split(",")], args.out)
         elif w == "mllm":
             mllm(torch, args.out)
         else:

@@ -6,8 +6,10 @@ under Sa2VA key names (grounding_encoder.sam2_model.* = original SAM2 names behi
 HF's outputs per stage, so that the Java implementation can be compared stage by stage with an independent
 implementation that uses the very same weights.
 
-  tiny fixtures (committed to the repo, CPU, <= 3 MB):
-    python3 core/verification/sam2/sam2_reference.py --config tiny-random --out DIR
+  tiny fixtures (committed to the repo, <= 3 MB; reference and fp32 run on the CPU, HF's bf16 run on CUDA so that
+  the summary's hf_bfloat16_vs_ref is the baseline of the Java bf16-on-CUDA check, Sam2TinyGpuTest):
+    python3 core/verification/sam2/sam2_reference.py --config tiny-random --threads 4 --bf16 --bf16-device cuda \
+        --out DIR
   large verification (GPU host; weights too big to carry, generated there in the same call as the Java run):
     python3 core/verification/sam2/sam2_reference.py --config hiera-large --device cuda --batch 1 \
         --bf16 --save-bf16 --max-bytes 0 --out /tmp/sam2-large
@@ -618,6 +620,10 @@ def main():
                     help="dtype of the HF run whose outputs are saved as the reference")
     ap.add_argument("--bf16", action="store_true", help="also run HF in bf16 and record its error")
     ap.add_argument("--save-bf16", action="store_true", help="also save HF's bf16 outputs (reference_hf_bf16)")
+    ap.add_argument("--bf16-device", default=None,
+                    help="device of the bf16 run (default: --device); e.g. cuda for the tiny fixture, whose "
+                         "reference is computed on the CPU: the summary's hf_bfloat16_vs_ref is then HF's own bf16 "
+                         "error on CUDA, the baseline of the Java bf16-on-CUDA check (Sam2TinyGpuTest)")
     ap.add_argument("--attn", default="default", choices=["default", "eager", "sdpa"])
     ap.add_argument("--residual-scale", type=float, default=1.0,
                     help="extra factor on the std of the trunk's residual-branch output projections")
@@ -640,6 +646,7 @@ def main():
     p = dict(PRESETS[args.config])
     os.makedirs(args.out, exist_ok=True)
     device = torch.device(args.device)
+    bf16_device = torch.device(args.bf16_device or args.device)
     log(f"torch {torch.__version__}, transformers {transformers.__version__}, device {device}, config {args.config}")
 
     # separate streams, so that e.g. --no-extra-keys does not change the weights or the inputs
@@ -663,13 +670,13 @@ def main():
     inputs, pil_stats = make_inputs(p, args.batch, gen_inputs, orig_sizes)
     image_size = p["image_size"]
 
-    def run(dtype):
-        m = model.to(device=device, dtype=dtype)
+    def run(dtype, dev=device):
+        m = model.to(device=dev, dtype=dtype)
         t = time.time()
-        o, c = run_pipeline(m, inputs, dtype, device, image_size, orig_sizes)
-        if device.type == "cuda":
+        o, c = run_pipeline(m, inputs, dtype, dev, image_size, orig_sizes)
+        if dev.type == "cuda":
             torch.cuda.synchronize()
-        log(f"HF run in {dtype}: {time.time() - t:.2f}s")
+        log(f"HF run in {dtype} on {dev}: {time.time() - t:.2f}s")
         return {k: v.detach().to("cpu") for k, v in o.items()}, c
 
     results, checks = {}, {}
@@ -685,13 +692,15 @@ def main():
     if ref_dtype != torch.float32:
         results["float32"], checks["float32"] = run(torch.float32)
     if args.bf16:
-        results["bfloat16"], checks["bfloat16"] = run(torch.bfloat16)
+        results["bfloat16"], checks["bfloat16"] = run(torch.bfloat16, bf16_device)
     model.to(device="cpu", dtype=torch.float32)
 
     ref = results["ref"]
     summary = {
         "config_name": args.config, "preset": p, "seed": args.seed, "batch": args.batch,
         "device": str(device), "reference_dtype": str(ref_dtype).replace("torch.", ""),
+        "bfloat16_device": (str(bf16_device) + (" (" + torch.cuda.get_device_name(bf16_device) + ")"
+                                                if bf16_device.type == "cuda" else "")) if args.bf16 else None,
         "attn_implementation": attn_impl, "residual_scale": args.residual_scale,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "python": sys.version.split()[0]},

@@ -26,10 +26,17 @@ final class Qwen2DecoderLayer implements AutoCloseable {
     }
 
     Tensor forward(Tensor x, RotaryEmbedding rope, Tensor cos, Tensor sinSigned, KvCache cache, int layer) {
+        // the attention half and the MLP half each free their intermediates before the next half starts
         try (Scope s = new Scope()) {
-            Tensor h = x.add(attention.forward(inputNorm.forward(x), rope, cos, sinSigned, cache, layer));
-            h.add_(mlp.forward(postAttentionNorm.forward(h)));
-            return s.keep(h);
+            Tensor h;
+            try (Scope a = new Scope()) {
+                h = a.keep(attention.forward(inputNorm.forward(x), rope, cos, sinSigned, cache, layer).add_(x));
+            }
+            Tensor m;
+            try (Scope a = new Scope()) {
+                m = a.keep(mlp.forward(postAttentionNorm.forward(h)));
+            }
+            return s.keep(h.add_(m));
         }
     }
 

@@ -45,18 +45,27 @@ public final class HieraTrunk {
      * dims[i])}.
      */
     List<Tensor> forward(Tensor pixels) {
-        Tensor x = Scoped.tensor(() -> patchEmbed.apply(pixels).permute(0, 2, 3, 1).add(posEmbed).contiguous());
+        // NHWC copy of the conv output, then the position embedding added in place: two maps alive, not three
+        Tensor x = Scoped.tensor(() -> patchEmbed.apply(pixels).permute(0, 2, 3, 1).contiguous().add_(posEmbed));
         StageMarks.mark("sam2.trunk.embed");
         List<Tensor> levels = new ArrayList<>();
         int stage = 0;
+        boolean xIsLevel = false;
         for (int i = 0; i < blocks.size(); i++) {
-            x = blocks.get(i).forward(x);
-            if (StageMarks.active()) {
-                StageMarks.mark("sam2.trunk.block." + i);
+            Tensor next = blocks.get(i).forward(x);
+            // Block outputs live in the caller's scope: without this, all 48 of them would stay allocated until the
+            // whole image encoder returns (~275 MB per 1024² image at SAM2-L), which set the peak.
+            if (!xIsLevel) {
+                x.close();
             }
-            if (i == stageEnds[stage]) {
+            x = next;
+            xIsLevel = i == stageEnds[stage];
+            if (xIsLevel) {
                 levels.add(x);
                 stage++;
+            }
+            if (StageMarks.active()) {
+                StageMarks.mark("sam2.trunk.block." + i);
             }
         }
         return levels;

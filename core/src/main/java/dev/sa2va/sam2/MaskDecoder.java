@@ -73,10 +73,16 @@ final class MaskDecoder {
             Tensor[] tr = transformer.forward(tokens, src, imagePe);
             StageMarks.mark("sam2.decoder.transformer");
             Tensor hs = tr[0];
-            Tensor srcOut = tr[1].transpose(1, 2).reshape(b, hidden, h, w);
-            Tensor up = up0.apply(srcOut).add(featS1);
-            up = Nn.gelu(upNorm.apply2d(up));
-            up = Nn.gelu(up3.apply(up).add(featS0));
+            // the upscaling in its own scope, in place where the operand is a fresh tensor (same values as the
+            // out-of-place ops): per image it holds 4 MB maps, which add up at batch 8
+            Tensor up = Scoped.tensor(() -> {
+                Tensor srcOut = tr[1].transpose(1, 2).reshape(b, hidden, h, w);
+                Tensor u = upNorm.apply2d(up0.apply(srcOut).add_(featS1));
+                torch.gelu_(u); // static in-place ops return a non-owning alias: keep using the owner
+                Tensor v = up3.apply(u).add_(featS0);
+                torch.gelu_(v);
+                return v;
+            });
             StageMarks.mark("sam2.decoder.upscale");
             Tensor[] hyperIn = new Tensor[Sam2Config.MASK_TOKENS];
             for (int i = 0; i < hyperIn.length; i++) {

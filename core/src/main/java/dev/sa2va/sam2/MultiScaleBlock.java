@@ -39,26 +39,39 @@ final class MultiScaleBlock {
             Tensor xn = norm1.apply(x);
             Tensor shortcut = x;
             if (dimIn != dimOut) {
-                shortcut = proj.apply(xn);
-                if (queryPool) {
-                    shortcut = Nn.maxPool2NHWC(shortcut);
-                }
+                // the full-resolution projection goes as soon as it is pooled
+                shortcut = Scoped.tensor(() -> {
+                    Tensor s = proj.apply(xn);
+                    return queryPool ? Nn.maxPool2NHWC(s) : s;
+                });
             }
             long h = x.size(1), wd = x.size(2);
             Tensor a;
             if (window > 0) {
                 long padH = (window - h % window) % window, padW = (window - wd % window) % window;
-                Tensor out = attn.forward(partition(xn, window, padH, padW));
+                Tensor windows = Scoped.tensor(() -> partition(xn, window, padH, padW));
+                xn.close(); // the windows are a copy
+                Tensor out = attn.forward(windows);
+                windows.close();
                 int win = queryPool ? window / Sam2Config.Q_STRIDE : window;
                 long oh = shortcut.size(1), ow = shortcut.size(2);
                 long oPadH = (win - oh % win) % win, oPadW = (win - ow % win) % win;
-                a = unpartition(out, win, x.size(0), oh + oPadH, ow + oPadW, oh, ow);
+                a = Scoped.tensor(() -> unpartition(out, win, x.size(0), oh + oPadH, ow + oPadW, oh, ow));
+                out.close();
             } else {
                 a = attn.forward(xn);
+                xn.close();
             }
             return a.add_(shortcut); // a is this block's own tensor: the residual sum needs no new buffer
         });
-        return Scoped.tensor(() -> y.add_(mlp1.apply(torch.gelu_(mlp0.apply(norm2.apply(y))))));
+        Tensor out = Scoped.tensor(() -> {
+            // GELU in place on the 4x-wide hidden layer, and the LayerNorm output freed before it is used
+            Tensor hidden = Scoped.tensor(() -> mlp0.apply(norm2.apply(y)));
+            torch.gelu_(hidden); // returns a non-owning alias of hidden: never let that escape a scope
+            return y.add_(mlp1.apply(hidden));
+        });
+        y.close(); // out is another handle of the same storage: the caller can free it by closing out alone
+        return out;
     }
 
     /** (B, H, W, C) -> (B·nH·nW, win, win, C) after zero padding to multiples of win. */

@@ -31,6 +31,12 @@ final class Nn {
             this.bias = w.keep(new TensorOptional(w.get(prefix + ".bias")));
         }
 
+        /** Output rows [from, from + n) of another layer (views of its weight and bias, no copy). */
+        Linear(Sam2Weights w, Linear of, long from, long n) {
+            this.weight = w.keep(of.weight.narrow(0, from, n));
+            this.bias = w.keep(new TensorOptional(w.keep(of.bias.get().narrow(0, from, n))));
+        }
+
         Tensor apply(Tensor x) {
             return torch.linear(x, weight, bias);
         }

@@ -79,10 +79,16 @@ public final class Sam2Model implements AutoCloseable {
                 Tensor x = pixels.to(weights.device(), weights.dtype()).contiguous();
                 List<Tensor> levels = trunk.forward(x);
                 List<Tensor> fpn = neck.forward(levels);
+                if (!keepStages) { // freed now rather than when encode returns: they would add to the peak
+                    levels.forEach(Tensor::close);
+                }
                 StageMarks.mark("sam2.fpn");
                 Tensor s0 = decoder.convS0(fpn.get(0));
                 Tensor s1 = decoder.convS1(fpn.get(1));
                 Tensor embed = fpn.get(2).add(noMemEmbed);
+                if (!keepStages) {
+                    fpn.forEach(Tensor::close);
+                }
                 StageMarks.mark("sam2.conv_s0_s1");
                 List<Tensor> trunkOut = null, fpnOut = null;
                 if (keepStages) {

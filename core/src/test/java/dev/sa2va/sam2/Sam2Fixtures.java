@@ -1,11 +1,15 @@
 package dev.sa2va.sam2;
 
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
 import dev.sa2va.core.Torch;
 import dev.sa2va.io.SafeTensors;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URISyntaxException;
 import java.net.URL;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -59,6 +63,32 @@ final class Sam2Fixtures {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+        return m;
+    }
+
+    /**
+     * HF's own bf16 relative error per reference key, on the device {@code device} ("cuda", "cpu"), from the
+     * summary's {@code hf_bfloat16_vs_ref} (written by sam2_reference.py --bf16 [--bf16-device D]). Throws, naming the
+     * command that adds it, when the committed summary has none for that device.
+     */
+    static Map<String, Double> hfBf16Errors(String device) {
+        String regenerate = "regenerate the tiny fixture with core/verification/sam2/sam2_reference.py --config "
+                + "tiny-random --threads 4 --bf16 --bf16-device " + device + " (NOTES.md next to it)";
+        JsonObject summary;
+        try {
+            summary = JsonParser.parseString(Files.readString(dir().resolve(TAG + "_summary.json"))).getAsJsonObject();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        JsonElement dev = summary.get("bfloat16_device");
+        if (!summary.has("hf_bfloat16_vs_ref") || dev == null || dev.isJsonNull()
+                || !dev.getAsString().startsWith(device)) {
+            throw new IllegalStateException("the SAM2 tiny fixture has no HF bf16 run on " + device + " (bfloat16_device: "
+                    + dev + "): " + regenerate);
+        }
+        Map<String, Double> m = new LinkedHashMap<>();
+        summary.getAsJsonObject("hf_bfloat16_vs_ref").getAsJsonObject("relative_error").entrySet()
+                .forEach(e -> m.put(e.getKey(), e.getValue().getAsDouble()));
         return m;
     }
 

@@ -100,6 +100,23 @@ class Sam2PromptTest {
     }
 
     @Test
+    void encodingThatFreesItsStagesEarlyGivesTheVerifiedFeatures() {
+        // encode() without keepStages frees every trunk block's input, the trunk levels after the neck and the FPN
+        // levels after conv_s0/s1 as it goes (peak memory); its features must be bit for bit those of the
+        // stage-keeping path that Sam2TinyFixtureTest checks against HF, and decoding them must give the
+        // fixture's masks
+        ImageFeatures lean = model.encode(in.get("pixel_values"));
+        ImageFeatures kept = model.encode(in.get("pixel_values"), true);
+        assertEquals(0.0, Torch.relError(lean.imageEmbedding(), kept.imageEmbedding()));
+        assertEquals(0.0, Torch.relError(lean.featS0(), kept.featS0()));
+        assertEquals(0.0, Torch.relError(lean.featS1(), kept.featS1()));
+        Map<String, Tensor> ref = Sam2Fixtures.reference();
+        Sam2Output out = model.decode(lean, Sam2Prompt.language(in.get("lang_embed")));
+        double err = Torch.relError(out.masks(), ref.get("lang.masks").reshape(2, 3, 32, 32));
+        assertTrue(err <= 1e-4, "lang.masks relative error " + err);
+    }
+
+    @Test
     void modelBuiltInsideAScopeKeepsItsWeights() throws IOException {
         Sam2Model m;
         try (org.bytedeco.javacpp.PointerScope s = new org.bytedeco.javacpp.PointerScope()) {

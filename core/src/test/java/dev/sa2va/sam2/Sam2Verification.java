@@ -113,33 +113,8 @@ final class Sam2Verification {
             bf.addProperty("load_seconds", (System.nanoTime() - t0) / 1e9);
             Sam2Comparison c = Sam2Comparison.run(m, in, ref);
             Map<String, Double> hf = Sam2Comparison.errorsOf(hfBf16, ref, c.errors.keySet());
-            Map<String, Double> bound = new LinkedHashMap<>();
-            Map<String, Double> judged = c.stageErrors();
-            for (String p : Sam2Comparison.PROMPTS) {
-                Double margin = c.refMargin.get(p);
-                boolean sameSel = Arrays.equals(c.javaBest.get(p), c.refBest.get(p));
-                if (margin != null && margin > 0.01 && !sameSel) {
-                    failures.add("bf16 " + p + ": selected mask " + Arrays.toString(c.javaBest.get(p)) + ", HF "
-                            + Arrays.toString(c.refBest.get(p)) + " (IoU margin " + margin + ")");
-                }
-                if (sameSel) { // the selected mask itself is comparable only when the selection agrees
-                    judged.put(p + ".best_mask", c.errors.get(p + ".best_mask"));
-                }
-            }
-            if (Arrays.equals(c.javaBest.get("lang"), c.refBest.get("lang"))) {
-                c.errors.forEach((k, e) -> {
-                    if (k.startsWith("lang.upsampled")) {
-                        judged.put(k, e);
-                    }
-                });
-            }
-            judged.forEach((k, e) -> {
-                double b = Math.max(2e-2, 1.5 * hf.getOrDefault(k, 0.0));
-                bound.put(k, b);
-                if (!(e <= b)) {
-                    failures.add("bf16 " + k + ": " + e + " > " + b + " (HF bf16: " + hf.get(k) + ")");
-                }
-            });
+            Map<String, Double> judged = judgedBf16(c);
+            Map<String, Double> bound = judgeBf16(c, judged, hf, failures);
             bf.add("relative_error", json(c.errors));
             bf.add("hf_bf16_relative_error", json(hf));
             bf.add("bound", json(bound));
@@ -152,6 +127,58 @@ final class Sam2Verification {
         report.add("bfloat16", bf);
         report.add("failures", new GsonBuilder().create().toJsonTree(failures));
         return new Result(report, failures);
+    }
+
+    /** The bf16 bound of a key: max(2e-2, 1.5 × HF's own bf16 error on it), 2e-2 where HF's is unknown. */
+    static double bf16Bound(Double hfError) {
+        return Math.max(2e-2, 1.5 * (hfError == null ? 0.0 : hfError));
+    }
+
+    /**
+     * The keys judged in bf16 and their errors: the per-stage keys, plus each prompt's selected mask where the
+     * selection agrees with HF's (and then, for lang, its upsampled versions).
+     */
+    static Map<String, Double> judgedBf16(Sam2Comparison c) {
+        Map<String, Double> judged = c.stageErrors();
+        for (String p : Sam2Comparison.PROMPTS) {
+            if (Arrays.equals(c.javaBest.get(p), c.refBest.get(p))) {
+                judged.put(p + ".best_mask", c.errors.get(p + ".best_mask"));
+            }
+        }
+        if (Arrays.equals(c.javaBest.get("lang"), c.refBest.get("lang"))) {
+            c.errors.forEach((k, e) -> {
+                if (k.startsWith("lang.upsampled")) {
+                    judged.put(k, e);
+                }
+            });
+        }
+        return judged;
+    }
+
+    /**
+     * The bf16 rule, shared by the tiny (committed fixture) and large (generated on the host) checks: every judged
+     * key within {@link #bf16Bound} of HF's own bf16 error {@code hf}, and the same selected mask wherever the
+     * reference's IoU top-2 margin is above 0.01. Adds one line per violation to {@code failures}; returns the
+     * bound of every judged key.
+     */
+    static Map<String, Double> judgeBf16(Sam2Comparison c, Map<String, Double> judged, Map<String, Double> hf,
+                                         List<String> failures) {
+        for (String p : Sam2Comparison.PROMPTS) {
+            Double margin = c.refMargin.get(p);
+            if (margin != null && margin > 0.01 && !Arrays.equals(c.javaBest.get(p), c.refBest.get(p))) {
+                failures.add("bf16 " + p + ": selected mask " + Arrays.toString(c.javaBest.get(p)) + ", HF "
+                        + Arrays.toString(c.refBest.get(p)) + " (IoU margin " + margin + ")");
+            }
+        }
+        Map<String, Double> bound = new LinkedHashMap<>();
+        judged.forEach((k, e) -> {
+            double b = bf16Bound(hf.get(k));
+            bound.put(k, b);
+            if (!(e <= b)) {
+                failures.add("bf16 " + k + ": " + e + " > " + b + " (HF bf16: " + hf.get(k) + ")");
+            }
+        });
+        return bound;
     }
 
     static JsonObject json(Map<String, Double> m) {

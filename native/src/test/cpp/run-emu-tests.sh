@@ -18,3 +18,13 @@ if [ ! -x "$BIN" ] || [ -n "$newest" ]; then
     "$HERE/lora_emu_test.cpp" -o "$BIN"
 fi
 SA2VA_NUM_THREADS=${SA2VA_NUM_THREADS:-2} ASAN_OPTIONS=detect_leaks=0 "$BIN" "$@"
+
+# The mask pass (statistics, rewards, sampling) of masks/mask_pass.cuh against masks/*_cpu.cpp.
+MBIN="$OUT/mask_emu_test"
+newest=$(find "$SRC/masks" "$SRC/common" "$HERE" -type f -newer "$MBIN" 2>/dev/null | head -1 || true)
+if [ ! -x "$MBIN" ] || [ -n "$newest" ]; then
+  "$CXX" "${FLAGS[@]}" -x c++ "$SRC/masks/mask_stats.cu" "$SRC/masks/mask_policy.cu" "$SRC/common/workspace.cu" \
+    -x none "$SRC/masks/mask_stats_cpu.cpp" "$SRC/masks/mask_policy_cpu.cpp" "$SRC/common/runtime.cpp" \
+    "$HERE/mask_emu_test.cpp" -o "$MBIN"
+fi
+SA2VA_NUM_THREADS=${SA2VA_NUM_THREADS:-2} ASAN_OPTIONS=detect_leaks=0 "$MBIN" "$@"

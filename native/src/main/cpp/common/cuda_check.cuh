@@ -12,6 +12,12 @@
                                                 cudaGetErrorString(err__)));                   \
   } while (0)
 
+// Launch seam: kernel<<<grid, block, 0, stream>>>(args) on the device; the CPU emulation of native/src/test/cpp
+// (same source, fibers instead of threads) defines its own. Dynamic shared memory: launch directly.
+#ifndef SA2VA_LAUNCH
+#define SA2VA_LAUNCH(grid, block, stream, ...) __VA_ARGS__<<<grid, block, 0, stream>>>
+#endif
+
 // Call right after a <<<...>>> launch.
 #define SA2VA_CUDA_CHECK_LAUNCH(name)                                                          \
   do {                                                                                         \

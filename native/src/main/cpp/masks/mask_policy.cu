@@ -46,8 +46,8 @@ void launch_grad(const T* z, const uint8_t* bits, int64_t n, int64_t p, float in
   using maskpass::aligned_to;
   const bool vec = p % 8 == 0 && aligned_to(z, 16) && aligned_to(grad, 16);
   const unsigned blocks = maskpass::ew_blocks(n * packed_pitch(p));
-  if (vec) policy_grad_kernel<T, true><<<blocks, kEwThreads, 0, stream>>>(z, bits, n, p, inv_tau, norm, g, g_per_pixel, h, grad);
-  else policy_grad_kernel<T, false><<<blocks, kEwThreads, 0, stream>>>(z, bits, n, p, inv_tau, norm, g, g_per_pixel, h, grad);
+  if (vec) SA2VA_LAUNCH(blocks, kEwThreads, stream, policy_grad_kernel<T, true>)(z, bits, n, p, inv_tau, norm, g, g_per_pixel, h, grad);
+  else SA2VA_LAUNCH(blocks, kEwThreads, stream, policy_grad_kernel<T, false>)(z, bits, n, p, inv_tau, norm, g, g_per_pixel, h, grad);
   SA2VA_CUDA_CHECK_LAUNCH("policy_grad_kernel");
 }
 

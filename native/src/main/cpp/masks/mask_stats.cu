@@ -46,10 +46,10 @@ void launch_loss_grad(const T* z, const uint8_t* target, int tkind, const uint8_
   if (is_u8_kind(rkind)) vec = vec && aligned_to(roi, 8);
   const unsigned blocks = maskpass::ew_blocks(n * packed_pitch(p));
   if (vec) {
-    loss_grad_kernel<T, true><<<blocks, kEwThreads, 0, stream>>>(z, target, tkind, roi, rkind, n, p, group, coef, scale,
+    SA2VA_LAUNCH(blocks, kEwThreads, stream, loss_grad_kernel<T, true>)(z, target, tkind, roi, rkind, n, p, group, coef, scale,
                                                                  pos_weight, grad);
   } else {
-    loss_grad_kernel<T, false><<<blocks, kEwThreads, 0, stream>>>(z, target, tkind, roi, rkind, n, p, group, coef, scale,
+    SA2VA_LAUNCH(blocks, kEwThreads, stream, loss_grad_kernel<T, false>)(z, target, tkind, roi, rkind, n, p, group, coef, scale,
                                                                   pos_weight, grad);
   }
   SA2VA_CUDA_CHECK_LAUNCH("loss_grad_kernel");
@@ -148,15 +148,15 @@ void mask_pack_cuda(const uint8_t* src, int64_t n, int64_t p, uint8_t* out, int6
   detail::check_sizes("mask_pack_cuda", n, p, 1);
   const unsigned blocks = maskpass::ew_blocks(n * packed_pitch(p));
   auto* inv = reinterpret_cast<unsigned long long*>(invalid);
-  if (p % 8 == 0 && maskpass::aligned_to(src, 8)) pack_kernel<true><<<blocks, kEwThreads, 0, stream>>>(src, n, p, out, inv);
-  else pack_kernel<false><<<blocks, kEwThreads, 0, stream>>>(src, n, p, out, inv);
+  if (p % 8 == 0 && maskpass::aligned_to(src, 8)) SA2VA_LAUNCH(blocks, kEwThreads, stream, pack_kernel<true>)(src, n, p, out, inv);
+  else SA2VA_LAUNCH(blocks, kEwThreads, stream, pack_kernel<false>)(src, n, p, out, inv);
   SA2VA_CUDA_CHECK_LAUNCH("pack_kernel");
 }
 
 void mask_unpack_cuda(const uint8_t* bits, int64_t n, int64_t p, uint8_t* out, cudaStream_t stream) {
   SA2VA_CHECK_ARG(bits && out, "mask_unpack_cuda: null pointer");
   detail::check_sizes("mask_unpack_cuda", n, p, 1);
-  unpack_kernel<<<maskpass::ew_blocks((n * p + 7) / 8), kEwThreads, 0, stream>>>(bits, n, p, out);
+  SA2VA_LAUNCH(maskpass::ew_blocks((n * p + 7) / 8), kEwThreads, stream, unpack_kernel)(bits, n, p, out);
   SA2VA_CUDA_CHECK_LAUNCH("unpack_kernel");
 }
 

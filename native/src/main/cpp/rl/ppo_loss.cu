@@ -61,6 +61,8 @@ __device__ __forceinline__ unsigned nonzero_bytes(uint32_t w) {
 
 // Rows are handled by segments of S lanes (S = power of two <= 32 covering L when L is short), so short rows
 // do not leave most of a warp idle.
+// GRID: inside the fused cooperative launch (grid barrier); else its own launch ending with a last block.
+template <bool GRID>
 __device__ __forceinline__ void ppo_prep_pass(const PpoArgs& a, int seg) {
   const int lane = threadIdx.x & 31, sl = lane & (seg - 1);
   const int64_t segs_per_block = kThreads / seg;
@@ -113,7 +115,11 @@ __device__ __forceinline__ void ppo_prep_pass(const PpoArgs& a, int seg) {
     for (int k = 0; k < kPrepAcc; ++k) dst[k] = acc.v[k];
   }
   // Grid barrier (cooperative launch): the last block to arrive computes the totals and releases the others.
-  if (!grid_arrive(a.counters + 0, a.counters + 2, a.counters + 3, gridDim.x)) return;
+  if constexpr (GRID) {
+    if (!grid_arrive(a.counters + 0, a.counters + 2, a.counters + 3, gridDim.x)) return;
+  } else {
+    if (!last_block_arrive(a.counters + 0, gridDim.x)) return;
+  }
   const DSums<kPrepAcc> tot = sum_partials<kPrepAcc>(a.prep_partials, gridDim.x);
   if (threadIdx.x == 0) {
     const double* t = tot.v;
@@ -126,10 +132,14 @@ __device__ __forceinline__ void ppo_prep_pass(const PpoArgs& a, int seg) {
     }
     a.globals[1] = mean;
     a.globals[2] = inv;
-    grid_release(a.counters + 0, a.counters + 2, gridDim.x);
+    if constexpr (GRID) grid_release(a.counters + 0, a.counters + 2, gridDim.x);
+    else a.counters[0] = 0u;
   }
   __syncthreads();
 }
+
+// The preparatory pass as its own launch (CleanRL-shaped calls, see launch_u).
+__global__ void __launch_bounds__(kThreads) ppo_prep_kernel(const PpoArgs a) { ppo_prep_pass<false>(a, a.seg); }
 
 __device__ __forceinline__ void load4(const float* p, int64_t i, bool vec, float* v) {
   if (vec) {
@@ -160,12 +170,14 @@ __device__ __forceinline__ int64_t row_of(int64_t i, int64_t l, bool small) {
 template <bool VEC, bool PREP, int U>
 __global__ void __launch_bounds__(kThreads, U == 2 ? 3 : 2) ppo_main_kernel(const PpoArgs a) {
   constexpr int W = VEC ? 4 : 1;
-  if constexpr (PREP) ppo_prep_pass(a, a.seg);
+  if constexpr (PREP) ppo_prep_pass<true>(a, a.seg);
+  // Totals of this launch's preparatory pass, or of the preparatory launch before it: read past L1.
+  const bool globals = PREP || a.has_prep;
   const int64_t m = a.b * a.l, groups = m / W;
   // Written by this launch's preparatory pass (other blocks): read past L1.
-  const double tokens = PREP ? __ldcg(a.globals) : a.host_tokens;
-  const float mean = PREP ? static_cast<float>(__ldcg(a.globals + 1)) : 0.0f;
-  const float inv = PREP ? static_cast<float>(__ldcg(a.globals + 2)) : 1.0f;
+  const double tokens = globals ? __ldcg(a.globals) : a.host_tokens;
+  const float mean = globals ? static_cast<float>(__ldcg(a.globals + 1)) : 0.0f;
+  const float inv = globals ? static_cast<float>(__ldcg(a.globals + 2)) : 1.0f;
   const float w_token = static_cast<float>(1.0 / fmax(tokens, 1.0));
   // Batches of two groups are only launched for GRPO-shaped calls (see launch_u): no values, no entropies, one
   // advantage per row; their registers are not reserved.
@@ -236,7 +248,7 @@ __global__ void __launch_bounds__(kThreads, U == 2 ? 3 : 2) ppo_main_kernel(cons
         if (!((mbits[u] >> k) & 1u)) continue;
         const float w = a.agg == AGG_TOKEN ? w_token
                       : a.agg == AGG_SEQUENCE
-                          ? inv_b / fmaxf(PREP ? __ldcg(a.rowcnt + row) : static_cast<float>(a.l), 1.0f)
+                          ? inv_b / fmaxf(globals ? __ldcg(a.rowcnt + row) : static_cast<float>(a.l), 1.0f)
                           : 1.0f / a.agg_const;
         float A = adv_tok ? av[u][k] : __ldg(a.adv + row);
         if (a.norm_adv) A = (A - mean) * inv;
@@ -315,15 +327,19 @@ int main_resident() {
   return cached;
 }
 
+// PREP: fused (cooperative) preparatory pass; separate_prep: a preparatory launch first (then PREP is false).
 template <bool VEC, bool PREP, int U>
-void launch_main(PpoArgs& a, int64_t work, int sms, size_t prep_bytes_per_block, cudaStream_t stream) {
+void launch_main(PpoArgs& a, int64_t work, int sms, bool separate_prep, cudaStream_t stream) {
   const int64_t resident = main_resident<VEC, PREP, U>();
   const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>((work + kThreads - 1) / kThreads, sms * resident));
-  const size_t off_globals = align256(blocks * prep_bytes_per_block);
+  const int64_t prep_blocks =
+      separate_prep ? std::max<int64_t>(1, std::min<int64_t>((a.b + kThreads / a.seg - 1) / (kThreads / a.seg), sms * 4))
+                    : blocks;
+  const size_t off_globals = align256(prep_blocks * kPrepAcc * sizeof(double));
   const size_t off_rowcnt = off_globals + 256;
   const size_t off_main = off_rowcnt + align256(a.b * sizeof(float));
   const size_t bytes = off_main + blocks * kMainAcc * sizeof(double);
-  // counters: [0] arrivals at the grid barrier, [1] arrivals at the end, [2] release flag, [3] departures
+  // counters: [0] arrivals after the preparatory pass, [1] arrivals at the end, [2] release flag, [3] departures
   StreamWorkspace ws = stream_workspace(stream, 4, bytes);
   char* base = static_cast<char*>(ws.scratch);
   a.counters = ws.counters;
@@ -331,6 +347,10 @@ void launch_main(PpoArgs& a, int64_t work, int sms, size_t prep_bytes_per_block,
   a.globals = reinterpret_cast<double*>(base + off_globals);
   a.rowcnt = reinterpret_cast<float*>(base + off_rowcnt);
   a.main_partials = reinterpret_cast<double*>(base + off_main);
+  if (separate_prep) {
+    ppo_prep_kernel<<<static_cast<unsigned>(prep_blocks), kThreads, 0, stream>>>(a);
+    SA2VA_CUDA_CHECK_LAUNCH("ppo_prep_kernel");
+  }
   if (PREP) {
     void* args[] = {&a};
     SA2VA_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(ppo_main_kernel<VEC, PREP, U>),
@@ -341,14 +361,20 @@ void launch_main(PpoArgs& a, int64_t work, int sms, size_t prep_bytes_per_block,
   SA2VA_CUDA_CHECK_LAUNCH("ppo_main_kernel");
 }
 
-template <bool VEC, bool PREP>
+template <bool VEC>
 void launch_u(PpoArgs& a, int64_t work, int sms, cudaStream_t stream) {
   // Two groups per batch when few arrays stream (GRPO: logp, logp_old, ref, mask; one advantage per row): a
   // batch of one leaves too few bytes in flight per SM for these 13-17 B per token. CleanRL's eight arrays fill
   // the registers with one.
-  const size_t pb = kPrepAcc * sizeof(double);
-  if (a.values == nullptr && a.entropy == nullptr && a.dentropy == nullptr && !a.adv_per_token) launch_main<VEC, PREP, 2>(a, (work + 1) / 2, sms, pb, stream);
-  else launch_main<VEC, PREP, 1>(a, work, sms, pb, stream);
+  // GRPO-shaped calls fuse their preparatory pass (a mask count: 1 B/token, mostly read again from L2) into one
+  // cooperative launch. CleanRL-shaped ones keep it as a launch of its own: normalising per-token advantages
+  // reads 4 B/token at the main kernel's low occupancy otherwise, which costs more than the second launch.
+  if (a.values == nullptr && a.entropy == nullptr && a.dentropy == nullptr && !a.adv_per_token) {
+    if (a.has_prep) launch_main<VEC, true, 2>(a, (work + 1) / 2, sms, false, stream);
+    else launch_main<VEC, false, 2>(a, (work + 1) / 2, sms, false, stream);
+  } else {
+    launch_main<VEC, false, 1>(a, work, sms, a.has_prep != 0, stream);
+  }
 }
 
 }  // namespace
@@ -397,13 +423,8 @@ void ppo_loss_cuda(const float* logp, const float* logp_old, const float* adv, i
   a.seg = seg;
   a.prep_vec = mask != nullptr && !(adv_per_token && a.norm_adv) && l % 16 == 0 &&
                reinterpret_cast<uintptr_t>(mask) % 16 == 0;
-  if (vec) {
-    if (a.has_prep) launch_u<true, true>(a, work, sms, stream);
-    else launch_u<true, false>(a, work, sms, stream);
-  } else {
-    if (a.has_prep) launch_u<false, true>(a, work, sms, stream);
-    else launch_u<false, false>(a, work, sms, stream);
-  }
+  if (vec) launch_u<true>(a, work, sms, stream);
+  else launch_u<false>(a, work, sms, stream);
 }
 
 }  // namespace sa2va

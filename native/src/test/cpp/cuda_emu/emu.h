@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <array>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -28,6 +29,13 @@ struct dim3 {
   dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 struct uint4 { unsigned x, y, z, w; };
+struct uint2 { unsigned x, y; };
+struct float4 { float x, y, z, w; };
+struct float2 { float x, y; };
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
+inline uint2 make_uint2(unsigned x, unsigned y) { return uint2{x, y}; }
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
 
 namespace emu {
 
@@ -36,7 +44,9 @@ struct State {
   int n = 0, cur = 0;
   std::vector<ucontext_t> ctx;
   std::vector<std::vector<char>> stacks;
-  std::vector<int> status;  // 0 runnable, 1 waiting at barrier, 2 finished
+  std::vector<int> status;  // 0 runnable, 1 waiting at barrier, 2 finished, 3 waiting at a warp shuffle
+  std::vector<std::array<uint64_t, 32>> shfl[2];  // per-thread values of the current warp shuffle (by parity)
+  std::vector<unsigned> shfl_seq;  // shuffles done per thread
   ucontext_t sched;
   void (*body)(void*) = nullptr;
   void* arg = nullptr;
@@ -80,6 +90,29 @@ inline void syncthreads() {
   switch_to_sched(false);
 }
 
+// A full-warp shuffle: every lane publishes its value, waits until all lanes of its warp did (status 3), then
+// reads lane `src`'s value. Slots are double-buffered by the shuffle's sequence number: a lane that runs ahead
+// to its next shuffle writes the other buffer, and cannot get past that one before every lane has read this one.
+// Values of up to 256 bytes (a whole struct of sums in one exchange: each shuffle costs two fiber switches).
+inline void shuffle_bytes(const void* v, void* out, size_t bytes, int src) {
+  State& s = st();
+  assert(bytes <= sizeof(std::array<uint64_t, 32>));
+  const int me = s.cur;
+  const unsigned seq = s.shfl_seq[me]++;
+  std::vector<std::array<uint64_t, 32>>& slots = s.shfl[seq & 1];
+  std::memcpy(slots[me].data(), v, bytes);
+  s.status[me] = 3;
+  switch_to_sched(false);
+  const int base = me & ~31;
+  assert(base + src < s.n);
+  std::memcpy(out, slots[base + src].data(), bytes);
+}
+inline uint64_t shuffle(uint64_t v, int src) {
+  uint64_t r;
+  shuffle_bytes(&v, &r, sizeof(v), src);
+  return r;
+}
+
 // Runs body(arg) as one block of `threads` fibers.
 inline void run_block(int threads, void (*body)(void*), void* arg) {
   State& s = st();
@@ -89,6 +122,9 @@ inline void run_block(int threads, void (*body)(void*), void* arg) {
   s.ctx.assign(threads, ucontext_t{});
   if (static_cast<int>(s.stacks.size()) < threads) s.stacks.resize(threads, std::vector<char>(kStack));
   s.status.assign(threads, 0);
+  s.shfl[0].assign(threads, {});
+  s.shfl[1].assign(threads, {});
+  s.shfl_seq.assign(threads, 0);
   for (int i = 0; i < threads; ++i) {
     getcontext(&s.ctx[i]);
     s.ctx[i].uc_stack.ss_sp = s.stacks[i].data();
@@ -102,7 +138,7 @@ inline void run_block(int threads, void (*body)(void*), void* arg) {
       if (s.status[i] != 0) continue;
       any = true;
       s.cur = i;
-      s.thread = dim3(static_cast<unsigned>(i) % s.block_dim.x, 0, 0);
+      s.thread = dim3(static_cast<unsigned>(i) % s.block_dim.x, static_cast<unsigned>(i) / s.block_dim.x, 0);
 #ifdef EMU_ASAN
       void* fake = nullptr;
       __sanitizer_start_switch_fiber(&fake, s.stacks[i].data(), kStack);
@@ -115,6 +151,20 @@ inline void run_block(int threads, void (*body)(void*), void* arg) {
     int waiting = 0, done = 0;
     for (int v : s.status) { waiting += v == 1; done += v == 2; }
     if (done == threads) return;
+    // Warps whose lanes all wait at a shuffle go on (a lane at __syncthreads or finished meanwhile: divergence).
+    bool released = false;
+    for (int w = 0; w < threads; w += 32) {
+      int at = 0, other = 0;
+      for (int i = w; i < w + 32 && i < threads; ++i) { at += s.status[i] == 3; other += s.status[i] != 3; }
+      if (at == 0) continue;
+      if (other != 0) {
+        std::fprintf(stderr, "emu: warp shuffle reached by %d lanes of warp %d, %d lanes elsewhere\n", at, w / 32, other);
+        std::abort();
+      }
+      for (int i = w; i < w + 32 && i < threads; ++i) s.status[i] = 0;
+      released = true;
+    }
+    if (released) continue;
     if (!any && waiting == 0) break;
     // CUDA requires every live thread of the block at the barrier; a thread that exited early while others wait
     // is a divergent barrier (undefined on the GPU): report it instead of guessing.
@@ -136,13 +186,13 @@ struct Launch {
     State& s = st();
     s.grid_dim = grid;
     s.block_dim = block;
-    assert(block.y == 1 && block.z == 1);
+    assert(block.z == 1);
     for (unsigned z = 0; z < grid.z; ++z)
       for (unsigned y = 0; y < grid.y; ++y)
         for (unsigned x = 0; x < grid.x; ++x) {
           s.block = dim3(x, y, z);
           struct Ctx { void (*k)(Args...); std::tuple<Args...>* a; } c{kernel, &args};
-          run_block(static_cast<int>(block.x), [](void* p) {
+          run_block(static_cast<int>(block.x * block.y), [](void* p) {
             Ctx* c = static_cast<Ctx*>(p);
             std::apply(c->k, *c->a);
           }, &c);
@@ -175,6 +225,7 @@ inline void check_aligned(const void* p, size_t bytes, const char* what) {
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __noinline__
 #define __launch_bounds__(...)
 #define __shared__ static
 #define __align__(n) __attribute__((aligned(n)))
@@ -185,5 +236,39 @@ inline int min(int a, int b) { return a < b ? a : b; }
 inline int atomicAdd(int* p, int v) { int old = *p; *p += v; return old; }
 inline unsigned atomicAdd(unsigned* p, unsigned v) { unsigned old = *p; *p += v; return old; }
 inline uint4 __ldg(const uint4* p) { emu::check_aligned(p, 16, "__ldg(uint4)"); return *p; }
+inline uint2 __ldg(const uint2* p) { emu::check_aligned(p, 8, "__ldg(uint2)"); return *p; }
+inline float4 __ldg(const float4* p) { emu::check_aligned(p, 16, "__ldg(float4)"); return *p; }
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) { auto old = *p; *p += v; return old; }
+inline unsigned atomicExch(unsigned* p, unsigned v) { unsigned old = *p; *p = v; return old; }
+inline void __nanosleep(unsigned) {}
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
+template <typename T>
+inline T emu_shfl(T v, int src) {
+  static_assert(sizeof(T) <= 8, "shuffle of at most 8 bytes");
+  uint64_t u = 0;
+  std::memcpy(&u, &v, sizeof(T));
+  u = ::emu::shuffle(u, src);
+  T r;
+  std::memcpy(&r, &u, sizeof(T));
+  return r;
+}
+// __shfl_down_sync of a whole trivially copyable struct (emulation only: see last_block.cuh's warp_sum).
+template <typename T> inline T emu_shfl_down_struct(const T& v, int d) {
+  const int lane = ::emu::st().cur & 31;
+  T r;
+  ::emu::shuffle_bytes(&v, &r, sizeof(T), lane + d < 32 ? lane + d : lane);
+  return r;
+}
+template <typename T> inline T __shfl_down_sync(unsigned mask, T v, int d) {
+  assert(mask == 0xffffffffu);
+  const int lane = ::emu::st().cur & 31;
+  return emu_shfl(v, lane + d < 32 ? lane + d : lane);
+}
+template <typename T> inline T __shfl_xor_sync(unsigned mask, T v, int d) {
+  assert(mask == 0xffffffffu);
+  return emu_shfl(v, (::emu::st().cur & 31) ^ d);
+}
 template <typename T> inline T __ldg(const T* p) { return *p; }
 template <typename T> inline T __ldcg(const T* p) { return *p; }

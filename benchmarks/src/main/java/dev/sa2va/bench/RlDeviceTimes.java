@@ -35,11 +35,18 @@ import org.bytedeco.pytorch.global.torch_cuda;
  * per call (the GPU is far ahead: it measures the Java side, JNI and the launch). Small inputs stay in L2 across
  * calls, as in the JMH benchmarks.
  *
- * <pre>java dev.sa2va.bench.RlDeviceTimes OUT.jsonl</pre>
+ * <pre>java dev.sa2va.bench.RlDeviceTimes OUT.jsonl [--only OP] [--size NxP]</pre>
+ * {@code --only} / {@code --size}: just that op ({@code evaluate}, {@code confusion}, {@code gae}, {@code ppo}, ...)
+ * and shape, e.g. under ncu.
  * One JSON object per line: {"op", "shape", "form", "device_us", "host_us", "bytes"}; a table on stdout.
  */
 public final class RlDeviceTimes {
     static final int REPS = 20, REPEATS = 5;
+    static String only, onlySize;
+
+    static boolean skip(String op, String size) {
+        return (only != null && !op.equals(only)) || (onlySize != null && !size.equals(onlySize));
+    }
 
     private final PrintWriter out;
     private final CUDAStream stream;
@@ -58,6 +65,13 @@ public final class RlDeviceTimes {
         }
         Device d = BenchSupport.cudaOrFail();
         Path file = Path.of(args[0]);
+        for (int i = 1; i + 1 < args.length; i += 2) {
+            if (args[i].equals("--only")) {
+                only = args[i + 1];
+            } else if (args[i].equals("--size")) {
+                onlySize = args[i + 1];
+            }
+        }
         try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(file, StandardCharsets.UTF_8))) {
             new RlDeviceTimes(d, w).run(d);
         }
@@ -107,7 +121,11 @@ public final class RlDeviceTimes {
         return new double[] {per.get(per.size() / 2), host.get(host.size() / 2)};
     }
 
-    void emit(String op, String shape, String form, double[] t, long bytes) {
+    void emit(String op, String shape, String form, Call call, long bytes) {
+        if (skip(op, shape)) {
+            return;
+        }
+        double[] t = micros(call);
         double gbs = bytes / (t[0] * 1e3);
         out.printf(Locale.ROOT, "{\"op\": \"%s\", \"shape\": \"%s\", \"form\": \"%s\", \"device_us\": %.2f, "
                 + "\"host_us\": %.2f, \"bytes\": %d}%n", op, shape, form, t[0], t[1], bytes);
@@ -119,28 +137,34 @@ public final class RlDeviceTimes {
     void run(Device d) {
         Torch.seed(0);
         for (String size : new String[] {"8x262144", "16x262144", "32x1048576"}) {
+            if (onlySize != null && !size.equals(onlySize)) {
+                continue;
+            }
             long[] s = BenchSupport.shape(size);
             try (PointerScope scope = new PointerScope()) {
                 Tensor logits = Torch.randn(ScalarType.BFloat16, d, s);
                 Tensor y = Torch.rand(ScalarType.Float, d, s).lt(Torch.scalar(0.1)).to(ScalarType.Byte);
                 Tensor copySrc = Torch.rand(ScalarType.Float, d, s[0] * s[1] * 3 / 4);
                 Tensor copyDst = Torch.empty(ScalarType.Float, d, s[0] * s[1] * 3 / 4);
-                emit("copy", size, "3B/px", micros(() -> copyDst.copy_(copySrc)), s[0] * s[1] * 3 * 2);
+                emit("copy", size, "3B/px", () -> copyDst.copy_(copySrc), s[0] * s[1] * 3 * 2);
                 for (boolean bits : new boolean[] {false, true}) {
                     MaskTargets t = bits ? MaskTargets.of(BitMasks.pack(y, "targets")) : MaskTargets.of(y);
                     long bytes = s[0] * s[1] * 2 + (bits ? s[0] * s[1] / 8 : s[0] * s[1]);
                     String form = bits ? "bf16-bits" : "bf16-u8";
                     MaskMetrics.Result ev = MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT);
-                    emit("evaluate", size, form, micros(() -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev)),
+                    emit("evaluate", size, form, () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev),
                             bytes);
                     MaskPolicy.Sample so = MaskPolicy.sample(logits, 1.0, 1, 0, true, t, MaskMetrics.Spec.DEFAULT);
                     emit("sampleAndScore", size, form,
-                            micros(() -> MaskPolicy.sample(logits, 1.0, 1, 0, true, t, MaskMetrics.Spec.DEFAULT, so)),
+                            () -> MaskPolicy.sample(logits, 1.0, 1, 0, true, t, MaskMetrics.Spec.DEFAULT, so),
                             bytes + s[0] * s[1] / 8);
                 }
             }
         }
         for (String size : new String[] {"4x262144", "8x1048576", "32x1048576"}) {
+            if (onlySize != null && !size.equals(onlySize)) {
+                continue;
+            }
             long[] s = BenchSupport.shape(size);
             for (ScalarType st : new ScalarType[] {ScalarType.BFloat16, ScalarType.Float}) {
                 try (PointerScope scope = new PointerScope()) {
@@ -148,11 +172,14 @@ public final class RlDeviceTimes {
                     Tensor y = Torch.rand(ScalarType.Float, d, s).gt(Torch.scalar(0.8)).to(ScalarType.Byte);
                     long bytes = s[0] * s[1] * (BenchSupport.elementSize(st) + 1L);
                     emit("confusion", size, st == ScalarType.Float ? "f32" : "bf16",
-                            micros(() -> MaskMetrics.confusion(logits, y)), bytes);
+                            () -> MaskMetrics.confusion(logits, y), bytes);
                 }
             }
         }
         for (String size : new String[] {"128x8", "2048x16", "32x4096", "1024x512", "1024x1024", "2048x32768"}) {
+            if (onlySize != null && !size.equals(onlySize)) {
+                continue;
+            }
             long[] s = BenchSupport.shape(size);
             try (PointerScope scope = new PointerScope()) {
                 Tensor r = Torch.randn(ScalarType.Float, d, s), v = Torch.randn(ScalarType.Float, d, s);
@@ -162,14 +189,17 @@ public final class RlDeviceTimes {
                     Gae.Options o = Gae.Options.CLEANRL.withSchedule(sch);
                     Gae.Result g = Gae.compute(ro, o);
                     emit("gae", size, sch.name().toLowerCase(Locale.ROOT) + "/" + Gae.cudaChunks(s[0], s[1], sch),
-                            micros(() -> Gae.compute(ro, o, g)), s[0] * s[1] * 17);
+                            () -> Gae.compute(ro, o, g), s[0] * s[1] * 17);
                 }
                 Gae.Options on = Gae.Options.CLEANRL.withNormalize(true, 1e-8);
                 Gae.Result gn = Gae.compute(ro, on);
-                emit("gae+norm", size, "auto", micros(() -> Gae.compute(ro, on, gn)), s[0] * s[1] * 17);
+                emit("gae+norm", size, "auto", () -> Gae.compute(ro, on, gn), s[0] * s[1] * 17);
             }
         }
         for (String size : new String[] {"256x4096", "4096x4096", "8192x4096"}) {
+            if (onlySize != null && !size.equals(onlySize)) {
+                continue;
+            }
             long[] s = BenchSupport.shape(size);
             for (String config : new String[] {"cleanrl", "grpo"}) {
                 try (PointerScope scope = new PointerScope()) {
@@ -192,7 +222,7 @@ public final class RlDeviceTimes {
                     PpoLoss.Batch b = batch;
                     PpoLoss.Config c = cfg;
                     PpoLoss.Result res = PpoLoss.compute(b, c);
-                    emit("ppo", size, config, micros(() -> PpoLoss.compute(b, c, res)),
+                    emit("ppo", size, config, () -> PpoLoss.compute(b, c, res),
                             s[0] * s[1] * PpoBench.bytesPerToken(config));
                 }
             }

@@ -287,6 +287,23 @@ struct TileAdapters {
   }
 };
 
+// Σ over splits of p[sp·stride], in split order (deterministic). Unrolled by 4 so that four loads are in flight at
+// once: this runs in the tail of every split product, where only the last block of a tile is still working.
+__device__ __forceinline__ float sum_partials(const float* p, int64_t stride, int splits) {
+  float sum = 0.0f;
+  int sp = 0;
+  for (; sp + 4 <= splits; sp += 4) {
+    const float a0 = __ldcg(p + sp * stride), a1 = __ldcg(p + (sp + 1) * stride);
+    const float a2 = __ldcg(p + (sp + 2) * stride), a3 = __ldcg(p + (sp + 3) * stride);
+    sum += a0;
+    sum += a1;
+    sum += a2;
+    sum += a3;
+  }
+  for (; sp < splits; ++sp) sum += __ldcg(p + sp * stride);
+  return sum;
+}
+
 // ============================================================================================================
 // skinny_kernel: acc[BM x RP] = P[BM x K] · Q[K x RP], K split over gridDim.y, then an epilogue.
 //
@@ -529,8 +546,7 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
       if (row >= a.M) continue;
       float s = a.scale;
       if (a.adapter) s = ad.id[i] >= 0 ? a.adapter_scale[ad.id[i]] * a.scale : 0.0f;
-      float sum = 0.0f;
-      for (int sp = 0; sp < a.splits; ++sp) sum += __ldcg(a.partial + (static_cast<int64_t>(sp) * m_pad + row) * RP + j);
+      const float sum = sum_partials(a.partial + row * RP + j, static_cast<int64_t>(m_pad) * RP, a.splits);
       out[row * a.out_ld + j] = from_f<T>(sum * s);
     }
   } else if (a.mode == kGrad) {
@@ -539,8 +555,7 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
       const int i = v / R, j = v % R;
       const int64_t row = m0 + i;
       if (row >= a.M) continue;
-      float sum = 0.0f;
-      for (int sp = 0; sp < a.splits; ++sp) sum += __ldcg(a.partial + (static_cast<int64_t>(sp) * m_pad + row) * RP + j);
+      const float sum = sum_partials(a.partial + row * RP + j, static_cast<int64_t>(m_pad) * RP, a.splits);
       out[row * a.out_ld + j] += a.scale * sum;
     }
   } else {
@@ -549,8 +564,7 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
       const int j = v / BM, i = v % BM;  // consecutive threads write consecutive columns of out
       const int64_t row = m0 + i;
       if (row >= a.M) continue;
-      float sum = 0.0f;
-      for (int sp = 0; sp < a.splits; ++sp) sum += __ldcg(a.partial + (static_cast<int64_t>(sp) * m_pad + row) * RP + j);
+      const float sum = sum_partials(a.partial + row * RP + j, static_cast<int64_t>(m_pad) * RP, a.splits);
       out[static_cast<int64_t>(j) * a.out_ld + row] += a.scale * sum;
     }
   }
@@ -755,6 +769,186 @@ __global__ void __launch_bounds__(kThreads, 2) expand_kernel(const ExpandArgs a)
 }
 
 // ============================================================================================================
+// expand_stream_kernel: expand_kernel's product and epilogue for a single adapter, as a persistent loop.
+//
+// expand_kernel runs one output tile per block: load operands from L2, one short product, epilogue, exit. Its time
+// goes into waiting for the operands with nothing else to do (2 resident blocks per SM at its register use). Here a
+// grid of about three blocks per SM walks the tiles (tile = blockIdx.x + i·gridDim.x) and the steps (tile, K chunk)
+// are pipelined through registers: the next step's operand loads are issued before this step's product and
+// epilogue, so the output stores and the L2 reads overlap. Tiles are 64 x 64 (16 fp32 accumulators per thread) so
+// the accumulator tile of the epilogue gets its own shared memory instead of aliasing the operands.
+constexpr int kEsBM = 64, kEsBN = 64;
+
+template <typename T>
+struct ExpandStreamTile { using type = WmmaTile<T, 16, 32, 1, 2>; };  // 4 x 2 warps of 16 x 32
+template <>
+struct ExpandStreamTile<float> { using type = FmaTile<16, 16, 4, 4>; };  // rows r·4.., columns c + 16·j
+
+template <typename T, bool Q_T, int KC>
+__global__ void __launch_bounds__(kThreads, 3) expand_stream_kernel(const ExpandArgs a) {
+  constexpr int BM = kEsBM, BN = kEsBN, VEC = vec_of<T>(), PAD = pad_of<T>();
+  constexpr int LDS = KC + PAD, LDQ = Q_T ? KC + PAD : BN + PAD, Q_ROWS = Q_T ? BN : KC, LDC = BN + 4;
+  constexpr int S_VECS = BM * KC / VEC, Q_VECS = BN * KC / VEC;
+  constexpr int S_IT = (S_VECS + kThreads - 1) / kThreads, Q_IT = (Q_VECS + kThreads - 1) / kThreads;
+  constexpr int OUT_VECS = BM * BN / VEC, OUT_IT = OUT_VECS / kThreads;
+  static_assert(OUT_VECS % kThreads == 0 && OUT_IT * VEC <= 32, "expand_stream_kernel: output split");
+  __shared__ __align__(128) T Ss[BM * LDS];
+  __shared__ __align__(128) T Qs[Q_ROWS * LDQ];
+  __shared__ __align__(128) float Cs[BM * LDC];
+
+  pdl_wait_and_release();
+  const int64_t m_tiles = (a.M + BM - 1) / BM, n_tiles = (a.N + BN - 1) / BN, tiles = m_tiles * n_tiles;
+  const int chunks = (a.R + KC - 1) / KC;
+  int64_t tile = blockIdx.x;
+  if (tile >= tiles) return;
+  const T* __restrict__ S = static_cast<const T*>(a.s);
+  const T* __restrict__ Q = static_cast<const T*>(a.q);
+  T* __restrict__ out = static_cast<T*>(a.out);
+  const T* __restrict__ bias = static_cast<const T*>(a.bias);
+
+  typename ExpandStreamTile<T>::type acc;
+  acc.init(4, 2);
+
+  auto q_coords = [](int v, int& j, int& n) {
+    if (Q_T) { n = v / (KC / VEC); j = (v % (KC / VEC)) * VEC; }
+    else { j = v / (BN / VEC); n = (v % (BN / VEC)) * VEC; }
+  };
+  auto out_coords = [](int it, int& i, int& nn) {
+    const int v = threadIdx.x + it * kThreads;
+    i = v / (BN / VEC);
+    nn = (v % (BN / VEC)) * VEC;
+  };
+  // consecutive tiles share the column block, so the blocks in flight read the same slice of Q from L2
+  auto origin = [&](int64_t t, int64_t& m0, int64_t& n0) {
+    m0 = (t % m_tiles) * BM;
+    n0 = (t / m_tiles) * BN;
+  };
+
+  T sv[S_IT][VEC], qv[Q_IT][VEC];
+  auto fetch_step = [&](int64_t t, int k0) {
+    int64_t m0, n0;
+    origin(t, m0, n0);
+#pragma unroll
+    for (int it = 0; it < S_IT; ++it) {
+      const int v = threadIdx.x + it * kThreads;
+      const int i = v / (KC / VEC), kk = (v % (KC / VEC)) * VEC;
+      const int64_t row = m0 + i;
+      const int col = k0 + kk;
+      const int count = v < S_VECS && row < a.M ? min(VEC, a.R - col) : 0;
+      fetch(S + (count > 0 ? row * a.s_ld + col : 0), count < 0 ? 0 : count, a.vec_s, sv[it]);
+    }
+#pragma unroll
+    for (int it = 0; it < Q_IT; ++it) {
+      const int v = threadIdx.x + it * kThreads;
+      int j, n;
+      q_coords(v, j, n);
+      const int64_t col = n0 + n;
+      const int jj = k0 + j;
+      int count = 0;
+      int64_t first = 0;
+      if (v < Q_VECS) {
+        if (Q_T) {
+          first = col * a.q_ld + jj;
+          if (col < a.N) count = min(VEC, a.R - jj);
+        } else {
+          first = static_cast<int64_t>(jj) * a.q_ld + col;
+          if (jj < a.R) count = static_cast<int>(min64(VEC, a.N - col));
+        }
+      }
+      fetch(Q + (count > 0 ? first : 0), count < 0 ? 0 : count, a.vec_q, qv[it]);
+    }
+  };
+  // keep bits of this thread's output vectors of tile t: bits it·VEC .. it·VEC+VEC-1 for vector it
+  auto keep_of = [&](int64_t t) -> uint32_t {
+    if (!a.dropout) return 0xffffffffu;
+    int64_t m0, n0;
+    origin(t, m0, n0);
+    uint32_t keep = 0;
+#pragma unroll 1
+    for (int it = 0; it < OUT_IT; ++it) {
+      int i, nn;
+      out_coords(it, i, nn);
+      const int64_t row = m0 + i, col = n0 + nn;
+      if (row < a.M && col < a.N) {
+        const uint32_t bits = keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(row * a.out_ld + col),
+                                        static_cast<int>(min64(VEC, a.N - col)));
+        keep |= (bits & ((1u << VEC) - 1u)) << (it * VEC);
+      }
+    }
+    return keep;
+  };
+
+  int chunk = 0;
+  fetch_step(tile, 0);
+  uint32_t keep = keep_of(tile);  // while the first loads are in flight
+  for (;;) {
+    // S[BM x KC] -> Ss (row-major); Q[KC x BN] -> Qs: Q_T keeps B's rows (column-major Q), otherwise A's rows
+#pragma unroll
+    for (int it = 0; it < S_IT; ++it) {
+      const int v = threadIdx.x + it * kThreads;
+      if (v < S_VECS) store_vec(Ss + (v / (KC / VEC)) * LDS + (v % (KC / VEC)) * VEC, sv[it]);
+    }
+#pragma unroll
+    for (int it = 0; it < Q_IT; ++it) {
+      const int v = threadIdx.x + it * kThreads;
+      int j, n;
+      q_coords(v, j, n);
+      if (v < Q_VECS) store_vec(Qs + (Q_T ? n * LDQ + j : j * LDQ + n), qv[it]);
+    }
+    __syncthreads();
+    int64_t next_tile = tile;
+    int next_chunk = chunk + 1;
+    if (next_chunk == chunks) {
+      next_chunk = 0;
+      next_tile += gridDim.x;
+    }
+    if (next_tile < tiles) fetch_step(next_tile, next_chunk * KC);
+    acc.template mma<KC, false, Q_T>(Ss, LDS, Qs, LDQ);
+    if (chunk + 1 == chunks) {
+      acc.store(Cs, LDC);
+      // every thread is past its product here, so the next step may restage Ss/Qs after this barrier; the next
+      // store into Cs comes after at least one more barrier, when every thread has finished this epilogue
+      __syncthreads();
+      int64_t m0, n0;
+      origin(tile, m0, n0);
+#pragma unroll
+      for (int it = 0; it < OUT_IT; ++it) {
+        int i, nn;
+        out_coords(it, i, nn);
+        const int64_t row = m0 + i, col = n0 + nn;
+        if (row >= a.M || col >= a.N) continue;
+        const int64_t first = row * a.out_ld + col;
+        const int n_here = static_cast<int>(min64(VEC, a.N - col));
+        T prev[VEC], bv[VEC], vals[VEC];
+        if (a.accumulate) fetch_rw(out + first, n_here, a.vec_out, prev);
+        if (bias) fetch(bias + col, n_here, a.vec_bias, bv);
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) {
+          float v0 = ((keep >> (it * VEC + e)) & 1u) ? Cs[i * LDC + nn + e] * a.scale : 0.0f;
+          if (bias) v0 += to_f(bv[e]);
+          if (a.accumulate) v0 += to_f(prev[e]);
+          vals[e] = from_f<T>(v0);
+        }
+        if (a.vec_out && n_here == VEC) {
+          store_vec(out + first, vals);
+        } else {
+#pragma unroll
+          for (int e = 0; e < VEC; ++e)
+            if (e < n_here) out[first + e] = vals[e];
+        }
+      }
+      acc.init(4, 2);
+      if (next_tile < tiles) keep = keep_of(next_tile);
+    } else {
+      __syncthreads();  // the product is done with Ss/Qs before the next chunk restages them
+    }
+    if (next_tile >= tiles) break;
+    tile = next_tile;
+    chunk = next_chunk;
+  }
+}
+
+// ============================================================================================================
 // merge_kernel: W[n, k] += scale · Σ_j B[n, j]·A[j, k]   (fp32 FMAs; runs once per deployment)
 template <typename T>
 __global__ void __launch_bounds__(kThreads) merge_kernel(T* __restrict__ w, int64_t d_out, int64_t d_in, int r,
@@ -953,6 +1147,16 @@ void launch_expand(ExpandArgs a, cudaStream_t stream) {
   a.vec_q = aligned16(a.q) && a.q_ld % VEC == 0 && a.q_adapter_stride % VEC == 0;
   a.vec_out = aligned16(a.out) && a.out_ld % VEC == 0;
   a.vec_bias = aligned16(a.bias);
+  if (!a.adapter) {
+    // single adapter: the persistent streaming kernel, about three blocks per SM (its launch bounds)
+    const int64_t tiles = ceil_div(a.M, kEsBM) * ceil_div(a.N, kEsBN);
+    dim3 grid(static_cast<unsigned>(std::min<int64_t>(tiles, 3LL * device_sm_count())));
+    // K chunks of 32 (16 for fp32) whatever r: the chunks are pipelined, and larger ones spilled at 80 registers
+    constexpr int KC = sizeof(T) == 2 ? 32 : 16;
+    if (a.q_t) launch_kernel(expand_stream_kernel<T, true, KC>, grid, stream, "lora expand_stream_kernel", a);
+    else launch_kernel(expand_stream_kernel<T, false, KC>, grid, stream, "lora expand_stream_kernel", a);
+    return;
+  }
   const int64_t gm = ceil_div(a.M, kExBM), gn = ceil_div(a.N, kExBN);
   SA2VA_CHECK_ARG(gm < (1LL << 31) && gn <= 65535, "lora: output too large for one launch (", a.M, " x ", a.N, ")");
   dim3 grid(static_cast<unsigned>(gm), static_cast<unsigned>(gn));

@@ -11,6 +11,14 @@
 //   expand_kernel:  out[BM x BN] = epi(S[BM x r] · Q[r x BN])    (K = r, short)
 //       forward  y   = xs·Bᵀ + bias                               (the caller adds x·Wᵀ with cuBLAS, beta = 1)
 //       backward dx  = s·(ds·A) ⊙ keep/(1-p')                     (the caller adds dY·W with cuBLAS, beta = 1)
+//   (single-adapter calls run expand_stream_kernel, the same product as a persistent, pipelined loop over tiles)
+//
+// All of them are bandwidth-bound at the benchmark shapes (the low-rank FLOPs are a few % of the base GEMM's), so
+// what matters is bytes in flight per SM (Little's law: ~1 µs of HBM latency at ~4.5 TB/s needs ~35 KB per SM):
+// the skinny products stream their operand through a 2-4 stage cp.async pipeline in shared memory, and the expand
+// overlaps the next tile's operand loads with this tile's product and stores. The H200 profile of the first
+// version (one chunk of 4 KB in flight per block, see skinny_kernel and expand_stream_kernel) had every kernel at
+// 4-17 % of DRAM bandwidth.
 //
 // bf16/fp16 use tensor cores through WMMA (16x16x16, fp32 accumulators); WMMA keeps the fragment layouts opaque,
 // which matters here because these kernels are written without a GPU to try them on. fp32 uses CUDA-core FMAs
@@ -24,6 +32,7 @@
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_pipeline.h>
 #include <mma.h>
 #include <algorithm>
 #include <atomic>
@@ -347,29 +356,35 @@ struct SkinnyArgs {
 
 constexpr int kSkBM = 64;
 
-// K per pipeline step. The K loop keeps one chunk of loads in flight per block while it multiplies the previous one,
-// so the chunk size sets the bytes in flight and with them the bandwidth a block can pull: at 32 (the first version)
-// a bf16 block had 4 KB in flight, a few hundred blocks ~1.3 MB, about a third of what HBM needs to stay busy at
-// ~1 µs latency (Little's law). The largest chunk whose P and Q tiles fit 40 KB of static shared memory (3 blocks
-// per SM of the 228 KB, leaving room for L1) and whose loads fit the registers: 128 for 16-bit types up to r = 32,
-// less for larger ranks (the Q tile grows with r).
+// The K loop is a cp.async pipeline of STAGES chunks of KC along K in shared memory: while the block multiplies
+// chunk c, chunks c+1 .. c+STAGES-1 are on their way, without registers (cp.async copies global to shared memory
+// directly). History: the first version kept one 4 KB chunk in flight per block through registers, and the H200
+// profile (ncu, 4096 x 4096, r = 16) showed it at 42-76 µs for a 32 MB operand, DRAM at 10-17 %: latency-bound
+// (Little's law wants ~4-5 MB in flight for HBM at ~1 µs; it had ~1.3 MB).
+//
+// (KC, STAGES): the most operand bytes in flight, (STAGES-1)·KC, whose stages fit 46 KB of static shared memory.
+constexpr int kSkSmem = 46 * 1024;
 constexpr int skinny_tile_bytes(int esize, int rp, bool p_cols, bool q_t, int kc) {
   const int pad = 16 / esize;
   const int p = p_cols ? kc * (kSkBM + pad) : kSkBM * (kc + pad);
   const int q = q_t ? rp * (kc + pad) : kc * (rp + pad);
   return (p + q) * esize;
 }
-// Registers: the 16-byte vectors each thread carries from one chunk to the next plus the accumulators (rp/32 per
-// 8 fp32 registers); above 7 ptxas spilled at the 128-register cap of two blocks per SM (r = 256 runs one block
-// per SM with 255 registers and is not limited here).
-constexpr int skinny_register_load(int esize, int rp, int kc) { return (kSkBM + rp) * kc * esize / 16 / 256 + rp / 32; }
-constexpr int skinny_kc(int esize, int rp, bool p_cols, bool q_t) {
-  int kc = esize == 2 ? 128 : 64;
-  while (kc > 16 && (skinny_tile_bytes(esize, rp, p_cols, q_t, kc) > 40 * 1024 ||
-                     (rp <= 128 && skinny_register_load(esize, rp, kc) > 7)))
-    kc /= 2;
-  return kc;
+// encoded as kc * 8 + stages
+constexpr int skinny_pipe(int esize, int rp, bool p_cols, bool q_t) {
+  int best = 16 * 8 + 2, best_flight = 0;
+  // 16-bit types need multiples of 16 (the WMMA k); fp32 (FMA tiles) goes down to 8 for r = 256 with A's rows
+  for (int kc = 128; kc >= (esize == 4 ? 8 : 16); kc /= 2)
+    for (int st = 4; st >= 2; --st)
+      // on a tie the smaller chunk with more stages: more, smaller requests keep the pipeline fuller
+      if (st * skinny_tile_bytes(esize, rp, p_cols, q_t, kc) <= kSkSmem && (st - 1) * kc >= best_flight) {
+        best = kc * 8 + st;
+        best_flight = (st - 1) * kc;
+      }
+  return best;
 }
+constexpr int skinny_kc(int esize, int rp, bool p_cols, bool q_t) { return skinny_pipe(esize, rp, p_cols, q_t) / 8; }
+constexpr int skinny_stages(int esize, int rp, bool p_cols, bool q_t) { return skinny_pipe(esize, rp, p_cols, q_t) % 8; }
 
 template <typename T, int RP>
 struct SkinnyTile;
@@ -385,24 +400,26 @@ struct SkinnyTile {
   using type = WmmaTile<T, 16, RP / WN, 1, RP / 16 / WN>;
 };
 
-// The K loop is software-pipelined through registers: the next chunk's global loads are issued before the tile
-// product of the current chunk, so their latency overlaps the MMAs instead of stalling every block at the barrier.
-// Blocks per SM the register budget must allow: these kernels stream x or dY, so occupancy (bytes in flight) matters
-// more than the few extra instructions a tighter register budget costs.
-// Two blocks per SM (128 registers): with 16 KB chunks that keeps ~32 KB of loads in flight per SM; a cap of three
-// blocks (80 registers) made the unrolled chunk loads spill.
-template <int RP> constexpr int skinny_min_blocks() { return RP <= 128 ? 2 : 1; }
+// Blocks per SM the register budget must allow: with the operands staged by cp.async, registers hold little more
+// than the accumulators, and more resident blocks mean more bytes in flight (the stages of up to four blocks fit the
+// 228 KB of shared memory).
+// The column-operand instances (dA, dB) keep more 64-bit addressing live and spilled at 64 registers: three for them.
+constexpr int skinny_blocks_per_sm(int rp, bool p_cols) { return rp <= 32 ? (p_cols ? 3 : 4) : rp == 64 ? 3 : rp == 128 ? 2 : 1; }
+template <int RP, bool P_COLS> constexpr int skinny_min_blocks() { return skinny_blocks_per_sm(RP, P_COLS); }
 
 template <typename T, int RP, bool P_COLS, bool Q_T>
-__global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kernel(const SkinnyArgs a) {
-  constexpr int BM = kSkBM, KC = skinny_kc(static_cast<int>(sizeof(T)), RP, P_COLS, Q_T), VEC = vec_of<T>();
-  constexpr int PAD = pad_of<T>();
+__global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP, P_COLS>()) skinny_kernel(const SkinnyArgs a) {
+  constexpr int ES = static_cast<int>(sizeof(T));
+  constexpr int BM = kSkBM, KC = skinny_kc(ES, RP, P_COLS, Q_T), STAGES = skinny_stages(ES, RP, P_COLS, Q_T);
+  constexpr int VEC = vec_of<T>(), PAD = pad_of<T>();
   constexpr int LDP = P_COLS ? BM + PAD : KC + PAD, P_ROWS = P_COLS ? KC : BM;
   constexpr int LDQ = Q_T ? KC + PAD : RP + PAD, Q_ROWS = Q_T ? RP : KC;
+  constexpr int P_SIZE = P_ROWS * LDP, Q_SIZE = Q_ROWS * LDQ;
   constexpr int P_VECS = BM * KC / VEC, P_IT = (P_VECS + kThreads - 1) / kThreads;
   constexpr int Q_VECS = RP * KC / VEC, Q_IT = (Q_VECS + kThreads - 1) / kThreads;
-  __shared__ __align__(128) T Ps[P_ROWS * LDP];
-  __shared__ __align__(128) T Qs[Q_ROWS * LDQ];
+  static_assert(STAGES * (P_SIZE + Q_SIZE) * ES <= kSkSmem, "skinny_kernel: stages exceed the shared-memory budget");
+  __shared__ __align__(128) T Ps[STAGES * P_SIZE];
+  __shared__ __align__(128) T Qs[STAGES * Q_SIZE];
   __shared__ TileAdapters<BM> ad;
   __shared__ int last_block;
 
@@ -412,6 +429,7 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
   const int64_t m0 = tile * BM;
   const int64_t k_begin = split * a.k_per_split;
   const int64_t k_end = min64(a.K, k_begin + a.k_per_split);
+  const int n_chunks = k_begin < k_end ? static_cast<int>((k_end - k_begin + KC - 1) / KC) : 0;
   const T* __restrict__ P = static_cast<const T*>(a.p);
 
   typename SkinnyTile<T, RP>::type acc;
@@ -428,79 +446,45 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
     if (Q_T) { j = v / (KC / VEC); kk = (v % (KC / VEC)) * VEC; }
     else { kk = v / (RP / VEC); j = (v % (RP / VEC)) * VEC; }
   };
-  T pv[P_IT][VEC], qv[Q_IT][VEC];
-  uint32_t kb[P_IT];  // dropout keep bits of pv, computed while its loads are in flight
+  // One 16-byte vector into shared memory: whole aligned vectors by cp.async, tails and unaligned operands through
+  // registers (synchronous), vectors outside the operand as zeros.
+  auto put = [](T* dst, const T* src, int count, bool vec_ok) {
+    if (count >= VEC && vec_ok) {
+      __pipeline_memcpy_async(dst, src, 16);
+    } else {
+      T v[VEC];
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) v[e] = e < count ? src[e] : zero_of<T>();
+      store_vec(dst, v);
+    }
+  };
 
   int64_t pass = a.adapter ? ad.advance(-1) : 0;
   while (pass >= 0) {
     const T* __restrict__ Q = static_cast<const T*>(a.q) + (a.adapter ? pass * a.q_adapter_stride : 0);
-    auto fetch_chunk = [&](int64_t k0) {
-#pragma unroll
-      for (int it = 0; it < P_IT; ++it) {
-        const int v = threadIdx.x + it * kThreads;
-        int i, kk;
-        p_coords(v, i, kk);
-        const int64_t row = m0 + i, col = k0 + kk;
-        int count = 0;
-        int64_t first = 0;
-        if (v < P_VECS) {
-          if (P_COLS) {
-            first = col * a.p_ld + row;
-            if (col < k_end) count = static_cast<int>(min64(VEC, a.M - row));
-          } else {
-            first = row * a.p_ld + col;
-            if (row < a.M && (!a.adapter || ad.id[i] == pass)) count = static_cast<int>(min64(VEC, k_end - col));
-          }
-        }
-        if (count <= 0) first = 0;
-        fetch(P + first, count < 0 ? 0 : count, a.vec_p, pv[it]);
-      }
-      if (a.dropout) {
-        // the flat index of an element of p is its index in x; bits past the valid count belong to zeros anyway
-#pragma unroll
-        for (int it = 0; it < P_IT; ++it) {
-          const int v = threadIdx.x + it * kThreads;
-          int i, kk;
-          p_coords(v, i, kk);
-          const int64_t row = m0 + i, col = k0 + kk;
-          const int64_t first = P_COLS ? col * a.p_ld + row : row * a.p_ld + col;
-          kb[it] = v < P_VECS ? keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(first), VEC) : 0u;
-        }
-      }
-#pragma unroll
-      for (int it = 0; it < Q_IT; ++it) {
-        const int v = threadIdx.x + it * kThreads;
-        int j, kk;
-        q_coords(v, j, kk);
-        const int64_t col = k0 + kk;
-        int count = 0;
-        int64_t first = 0;
-        if (v < Q_VECS) {
-          if (Q_T) {
-            first = static_cast<int64_t>(j) * a.q_ld + col;
-            if (j < a.R) count = static_cast<int>(min64(VEC, k_end - col));
-          } else {
-            first = col * a.q_ld + j;
-            if (col < k_end) count = static_cast<int>(min64(VEC, static_cast<int64_t>(a.R) - j));
-          }
-        }
-        if (count <= 0) first = 0;
-        fetch(Q + first, count < 0 ? 0 : count, a.vec_q, qv[it]);
-      }
-    };
-    auto stage_chunk = [&](int64_t k0) {
+    // starts the copies of chunk c into stage c % STAGES
+    auto issue = [&](int c) {
+      const int64_t k0 = k_begin + static_cast<int64_t>(c) * KC;
+      T* ps = Ps + (c % STAGES) * P_SIZE;
+      T* qs = Qs + (c % STAGES) * Q_SIZE;
 #pragma unroll
       for (int it = 0; it < P_IT; ++it) {
         const int v = threadIdx.x + it * kThreads;
         if (v >= P_VECS) continue;
         int i, kk;
         p_coords(v, i, kk);
-        if (a.dropout) {
-#pragma unroll
-          for (int e = 0; e < VEC; ++e)
-            if (!((kb[it] >> e) & 1u)) pv[it][e] = zero_of<T>();
+        const int64_t row = m0 + i, col = k0 + kk;
+        int count = 0;
+        int64_t first = 0;
+        if (P_COLS) {
+          first = col * a.p_ld + row;
+          if (col < k_end) count = static_cast<int>(min64(VEC, a.M - row));
+        } else {
+          first = row * a.p_ld + col;
+          if (row < a.M && (!a.adapter || ad.id[i] == pass)) count = static_cast<int>(min64(VEC, k_end - col));
         }
-        store_vec(Ps + (P_COLS ? kk * LDP + i : i * LDP + kk), pv[it]);
+        if (count <= 0) first = 0;
+        put(ps + (P_COLS ? kk * LDP + i : i * LDP + kk), P + first, count < 0 ? 0 : count, a.vec_p);
       }
 #pragma unroll
       for (int it = 0; it < Q_IT; ++it) {
@@ -508,19 +492,65 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
         if (v >= Q_VECS) continue;
         int j, kk;
         q_coords(v, j, kk);
-        store_vec(Qs + (Q_T ? j * LDQ + kk : kk * LDQ + j), qv[it]);
+        const int64_t col = k0 + kk;
+        int count = 0;
+        int64_t first = 0;
+        if (Q_T) {
+          first = static_cast<int64_t>(j) * a.q_ld + col;
+          if (j < a.R) count = static_cast<int>(min64(VEC, k_end - col));
+        } else {
+          first = col * a.q_ld + j;
+          if (col < k_end) count = static_cast<int>(min64(VEC, static_cast<int64_t>(a.R) - j));
+        }
+        if (count <= 0) first = 0;
+        put(qs + (Q_T ? j * LDQ + kk : kk * LDQ + j), Q + first, count < 0 ? 0 : count, a.vec_q);
       }
     };
-    if (k_begin < k_end) fetch_chunk(k_begin);
-    for (int64_t k0 = k_begin; k0 < k_end; k0 += KC) {
-      stage_chunk(k0);
-      __syncthreads();
-      if (k0 + KC < k_end) fetch_chunk(k0 + KC);
-      acc.template mma<KC, P_COLS, Q_T>(Ps, LDP, Qs, LDQ);
-      __syncthreads();
+    // dropout on this thread's own P vectors of chunk c, once its copies have landed (before the barrier that
+    // publishes them); the flat index of an element of p is its index in x
+    auto drop = [&](int c) {
+      const int64_t k0 = k_begin + static_cast<int64_t>(c) * KC;
+      T* ps = Ps + (c % STAGES) * P_SIZE;
+#pragma unroll
+      for (int it = 0; it < P_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
+        if (v >= P_VECS) continue;
+        int i, kk;
+        p_coords(v, i, kk);
+        const int64_t row = m0 + i, col = k0 + kk;
+        const int64_t first = P_COLS ? col * a.p_ld + row : row * a.p_ld + col;
+        const uint32_t keep = keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(first), VEC);
+        if ((keep & ((1u << VEC) - 1u)) == (1u << VEC) - 1u) continue;
+        T* dst = ps + (P_COLS ? kk * LDP + i : i * LDP + kk);
+        Vec16<T> u;
+        u.raw = *reinterpret_cast<const uint4*>(dst);
+#pragma unroll
+        for (int e = 0; e < VEC; ++e)
+          if (!((keep >> e) & 1u)) u.e[e] = zero_of<T>();
+        *reinterpret_cast<uint4*>(dst) = u.raw;
+      }
+    };
+    // prologue: chunks 0 .. STAGES-2 on their way; one commit group per chunk slot, empty ones included, so that
+    // "all but the newest STAGES-2 groups complete" always means "chunk c has landed"
+#pragma unroll
+    for (int c = 0; c < STAGES - 1; ++c) {
+      if (c < n_chunks) issue(c);
+      __pipeline_commit();
     }
-    pass = a.adapter ? ad.advance(pass) : -1;
+    for (int c = 0; c < n_chunks; ++c) {
+      __pipeline_wait_prior(STAGES - 2);
+      if (a.dropout) drop(c);
+      // publishes chunk c, and every thread is past the product of chunk c-1, whose stage the next issue reuses
+      __syncthreads();
+      if (c + STAGES - 1 < n_chunks) issue(c + STAGES - 1);
+      __pipeline_commit();
+      const int st = c % STAGES;
+      acc.template mma<KC, P_COLS, Q_T>(Ps + st * P_SIZE, LDP, Qs + st * Q_SIZE, LDQ);
+    }
+    __pipeline_wait_prior(0);
+    pass = a.adapter ? ad.advance(pass) : -1;  // advance() starts with a barrier: the stages are free again
   }
+  __syncthreads();
 
   // ---- partial tile -> global, then the last split block of this tile reduces ----
   const int64_t m_pad = a.m_tiles * BM;
@@ -1000,7 +1030,7 @@ int64_t align_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 int64_t elem_size(int dtype) { return dtype == F32 ? 4 : 2; }
 
-// Split of the K dimension of a skinny product: enough blocks to fill the GPU twice, but fp32 partials no
+// Split of the K dimension of a skinny product: enough blocks for one full wave, but fp32 partials no
 // larger than half of the bytes the split saves reading, and at least two K chunks per split.
 struct SkinnyPlan {
   int splits;
@@ -1013,8 +1043,8 @@ SkinnyPlan plan_skinny(int64_t M, int64_t K, int rp, int64_t esize, bool p_cols,
   const int kc = skinny_kc(static_cast<int>(esize), rp, p_cols, q_t);
   p.m_tiles = ceil_div(M, kSkBM);
   const int64_t chunks = ceil_div(K, kc);
-  // two blocks per SM (the launch bounds' minimum), so one wave keeps every SM streaming
-  const int64_t want = ceil_div(2LL * device_sm_count(), p.m_tiles);
+  // as many blocks as the launch bounds keep resident, so one wave keeps every SM streaming
+  const int64_t want = ceil_div(skinny_blocks_per_sm(rp, p_cols) * static_cast<int64_t>(device_sm_count()), p.m_tiles);
   const int64_t by_traffic = std::max<int64_t>(1, (K * esize) / (8LL * rp));
   const int64_t by_chunks = std::max<int64_t>(1, chunks / 2);
   const int64_t s = std::max<int64_t>(1, std::min<int64_t>({want, by_traffic, by_chunks, 32}));

@@ -1,35 +1,26 @@
 // CUDA implementation of the LoRA kernels (lora.h): forward and backward side by side.
 //
-// Everything here is skinny: one GEMM dimension is the rank r <= 256, so the work is bounded by reading x / dY
-// and writing one rows x d output, not by FLOPs. Two kernel templates cover all six products:
+// Single adapter (training and inference): cuBLAS GEMMs for the four low-rank products (host side, below), with
+// our elementwise kernels for what cuBLAS cannot do: dropout_apply_kernel (keep⊙x from the Philox rule of
+// lora_dropout.h, into the workspace; and ⊙keep in place on dx) and bias_rows_kernel (the bias as y's start value).
+// See "cuBLAS for the single-adapter products" below for why.
 //
-//   skinny_kernel:  acc[BM x RP] = P[BM x K] · Q[K x RP]   (K long: d_in, d_out or rows; split over blocks)
-//       forward  xs  = s·drop(x)·Aᵀ       P = x rows,   Q = Aᵀ     -> rows out (dtype)
-//       backward ds  = dY·B               P = dY rows,  Q = B      -> rows out (dtype)
-//       backward dB += dYᵀ·xs             P = dYᵀ,      Q = xs     -> fp32 gradient [d_out x r]
-//       backward dA += s·(drop(x)ᵀ·ds)ᵀ   P = drop(x)ᵀ, Q = ds     -> fp32 gradient, written transposed [r x d_in]
+// Multi-adapter inference (a per-row adapter index): two kernel templates of our own,
+//   skinny_kernel:  acc[BM x RP] = P[BM x K] · Q[K x RP]   (K long, split over blocks)
+//       xs  = drop(x)·Aᵀ per row's adapter, scaled per row      P = x rows,   Q = Aᵀ     -> rows out (dtype)
 //   expand_kernel:  out[BM x BN] = epi(S[BM x r] · Q[r x BN])    (K = r, short)
-//       forward  y   = xs·Bᵀ + bias                               (the caller adds x·Wᵀ with cuBLAS, beta = 1)
-//       backward dx  = s·(ds·A) ⊙ keep/(1-p')                     (the caller adds dY·W with cuBLAS, beta = 1)
-//   (single-adapter calls run expand_stream_kernel, the same product as a persistent, pipelined loop over tiles)
-//
-// All of them are bandwidth-bound at the benchmark shapes (the low-rank FLOPs are a few % of the base GEMM's), so
-// what matters is bytes in flight per SM (Little's law: ~1 µs of HBM latency at ~4.5 TB/s needs ~35 KB per SM):
-// the skinny products stream their operand through a 2-4 stage cp.async pipeline in shared memory, and the expand
-// overlaps the next tile's operand loads with this tile's product and stores. The H200 profile of the first
-// version (one chunk of 4 KB in flight per block, see skinny_kernel and expand_stream_kernel) had every kernel at
-// 4-17 % of DRAM bandwidth.
-//
-// bf16/fp16 use tensor cores through WMMA (16x16x16, fp32 accumulators); WMMA keeps the fragment layouts opaque,
-// which matters here because these kernels are written without a GPU to try them on. fp32 uses CUDA-core FMAs
-// (exact fp32, no TF32). Operands are staged in shared memory in one canonical row-major layout, transposing on the
-// way in, so a kernel instance serves every operand layout. Long K is split over a second grid dimension; the last
-// block of a tile to finish (atomic counter) adds the fp32 partials in split order, so results are deterministic.
+//       y   = xs·Bᵀ + bias per row's adapter                      (the caller adds x·Wᵀ with cuBLAS, beta = 1)
+// bf16/fp16 use tensor cores through WMMA (16x16x16, fp32 accumulators), fp32 CUDA-core FMAs (no TF32). The
+// skinny product streams its operand through a 2-4 stage cp.async pipeline; long K is split over a second grid
+// dimension and the last block of a tile to finish (atomic counter) adds the fp32 partials in split order, so
+// results are deterministic. (The kernel template is general in its operand layouts; the single-adapter backward
+// used its other layouts before cuBLAS took over.)
 #include "lora.h"
 #include "../common/errors.h"
 
 #ifndef SA2VA_NO_CUDA
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_pipeline.h>
@@ -37,8 +28,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <climits>
+#include <cstdio>
 #include <map>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -799,182 +794,53 @@ __global__ void __launch_bounds__(kThreads, 2) expand_kernel(const ExpandArgs a)
 }
 
 // ============================================================================================================
-// expand_stream_kernel: expand_kernel's product and epilogue for a single adapter, as a persistent loop.
-//
-// expand_kernel runs one output tile per block: load operands from L2, one short product, epilogue, exit. Its time
-// goes into waiting for the operands with nothing else to do (2 resident blocks per SM at its register use). Here a
-// grid of about three blocks per SM walks the tiles (tile = blockIdx.x + i·gridDim.x) and the steps (tile, K chunk)
-// are pipelined through registers: the next step's operand loads are issued before this step's product and
-// epilogue, so the output stores and the L2 reads overlap. Tiles are 64 x 64 (16 fp32 accumulators per thread) so
-// the accumulator tile of the epilogue gets its own shared memory instead of aliasing the operands.
-constexpr int kEsBM = 64, kEsBN = 64;
+// Elementwise kernels around the cuBLAS products (single-adapter path). Flat over n elements in 16-byte vectors,
+// grid-stride; a vector that would run past n, or operands that are not 16-byte aligned, go element by element.
 
+// out[i] = keep(i) ? in[i] : 0 (the rule of lora_dropout.h; the 1/(1-p') rescale is folded into the GEMM's alpha).
+// in may equal out (dx is masked in place), so no read-only loads.
 template <typename T>
-struct ExpandStreamTile { using type = WmmaTile<T, 16, 32, 1, 2>; };  // 4 x 2 warps of 16 x 32
-template <>
-struct ExpandStreamTile<float> { using type = FmaTile<16, 16, 4, 4>; };  // rows r·4.., columns c + 16·j
-
-template <typename T, bool Q_T, int KC>
-__global__ void __launch_bounds__(kThreads, 3) expand_stream_kernel(const ExpandArgs a) {
-  constexpr int BM = kEsBM, BN = kEsBN, VEC = vec_of<T>(), PAD = pad_of<T>();
-  constexpr int LDS = KC + PAD, LDQ = Q_T ? KC + PAD : BN + PAD, Q_ROWS = Q_T ? BN : KC, LDC = BN + 4;
-  constexpr int S_VECS = BM * KC / VEC, Q_VECS = BN * KC / VEC;
-  constexpr int S_IT = (S_VECS + kThreads - 1) / kThreads, Q_IT = (Q_VECS + kThreads - 1) / kThreads;
-  constexpr int OUT_VECS = BM * BN / VEC, OUT_IT = OUT_VECS / kThreads;
-  static_assert(OUT_VECS % kThreads == 0 && OUT_IT * VEC <= 32, "expand_stream_kernel: output split");
-  __shared__ __align__(128) T Ss[BM * LDS];
-  __shared__ __align__(128) T Qs[Q_ROWS * LDQ];
-  __shared__ __align__(128) float Cs[BM * LDC];
-
+__global__ void __launch_bounds__(kThreads) dropout_apply_kernel(const T* in, T* out, int64_t n, uint64_t seed,
+                                                                 uint64_t offset, uint32_t p16, bool vec_ok) {
+  constexpr int VEC = vec_of<T>();
   pdl_wait_and_release();
-  const int64_t m_tiles = (a.M + BM - 1) / BM, n_tiles = (a.N + BN - 1) / BN, tiles = m_tiles * n_tiles;
-  const int chunks = (a.R + KC - 1) / KC;
-  int64_t tile = blockIdx.x;
-  if (tile >= tiles) return;
-  const T* __restrict__ S = static_cast<const T*>(a.s);
-  const T* __restrict__ Q = static_cast<const T*>(a.q);
-  T* __restrict__ out = static_cast<T*>(a.out);
-  const T* __restrict__ bias = static_cast<const T*>(a.bias);
-
-  typename ExpandStreamTile<T>::type acc;
-  acc.init(4, 2);
-
-  auto q_coords = [](int v, int& j, int& n) {
-    if (Q_T) { n = v / (KC / VEC); j = (v % (KC / VEC)) * VEC; }
-    else { j = v / (BN / VEC); n = (v % (BN / VEC)) * VEC; }
-  };
-  auto out_coords = [](int it, int& i, int& nn) {
-    const int v = threadIdx.x + it * kThreads;
-    i = v / (BN / VEC);
-    nn = (v % (BN / VEC)) * VEC;
-  };
-  // consecutive tiles share the column block, so the blocks in flight read the same slice of Q from L2
-  auto origin = [&](int64_t t, int64_t& m0, int64_t& n0) {
-    m0 = (t % m_tiles) * BM;
-    n0 = (t / m_tiles) * BN;
-  };
-
-  T sv[S_IT][VEC], qv[Q_IT][VEC];
-  auto fetch_step = [&](int64_t t, int k0) {
-    int64_t m0, n0;
-    origin(t, m0, n0);
+  const int64_t n_vec = (n + VEC - 1) / VEC;
+  for (int64_t v = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x; v < n_vec;
+       v += static_cast<int64_t>(gridDim.x) * kThreads) {
+    const int64_t first = v * VEC;
+    if (vec_ok && first + VEC <= n) {
+      // one Philox block covers 8 elements: one call per 16-byte vector of a 16-bit type, every other for fp32
+      const uint32_t keep = keep_bits(seed, offset, p16, static_cast<uint64_t>(first), VEC);
+      T vals[VEC];
+      load_vec_rw(in + first, vals);
 #pragma unroll
-    for (int it = 0; it < S_IT; ++it) {
-      const int v = threadIdx.x + it * kThreads;
-      const int i = v / (KC / VEC), kk = (v % (KC / VEC)) * VEC;
-      const int64_t row = m0 + i;
-      const int col = k0 + kk;
-      const int count = v < S_VECS && row < a.M ? min(VEC, a.R - col) : 0;
-      fetch(S + (count > 0 ? row * a.s_ld + col : 0), count < 0 ? 0 : count, a.vec_s, sv[it]);
-    }
-#pragma unroll
-    for (int it = 0; it < Q_IT; ++it) {
-      const int v = threadIdx.x + it * kThreads;
-      int j, n;
-      q_coords(v, j, n);
-      const int64_t col = n0 + n;
-      const int jj = k0 + j;
-      int count = 0;
-      int64_t first = 0;
-      if (v < Q_VECS) {
-        if (Q_T) {
-          first = col * a.q_ld + jj;
-          if (col < a.N) count = min(VEC, a.R - jj);
-        } else {
-          first = static_cast<int64_t>(jj) * a.q_ld + col;
-          if (jj < a.R) count = static_cast<int>(min64(VEC, a.N - col));
-        }
-      }
-      fetch(Q + (count > 0 ? first : 0), count < 0 ? 0 : count, a.vec_q, qv[it]);
-    }
-  };
-  // keep bits of this thread's output vectors of tile t: bits it·VEC .. it·VEC+VEC-1 for vector it
-  auto keep_of = [&](int64_t t) -> uint32_t {
-    if (!a.dropout) return 0xffffffffu;
-    int64_t m0, n0;
-    origin(t, m0, n0);
-    uint32_t keep = 0;
-#pragma unroll 1
-    for (int it = 0; it < OUT_IT; ++it) {
-      int i, nn;
-      out_coords(it, i, nn);
-      const int64_t row = m0 + i, col = n0 + nn;
-      if (row < a.M && col < a.N) {
-        const uint32_t bits = keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(row * a.out_ld + col),
-                                        static_cast<int>(min64(VEC, a.N - col)));
-        keep |= (bits & ((1u << VEC) - 1u)) << (it * VEC);
-      }
-    }
-    return keep;
-  };
-
-  int chunk = 0;
-  fetch_step(tile, 0);
-  uint32_t keep = keep_of(tile);  // while the first loads are in flight
-  for (;;) {
-    // S[BM x KC] -> Ss (row-major); Q[KC x BN] -> Qs: Q_T keeps B's rows (column-major Q), otherwise A's rows
-#pragma unroll
-    for (int it = 0; it < S_IT; ++it) {
-      const int v = threadIdx.x + it * kThreads;
-      if (v < S_VECS) store_vec(Ss + (v / (KC / VEC)) * LDS + (v % (KC / VEC)) * VEC, sv[it]);
-    }
-#pragma unroll
-    for (int it = 0; it < Q_IT; ++it) {
-      const int v = threadIdx.x + it * kThreads;
-      int j, n;
-      q_coords(v, j, n);
-      if (v < Q_VECS) store_vec(Qs + (Q_T ? n * LDQ + j : j * LDQ + n), qv[it]);
-    }
-    __syncthreads();
-    int64_t next_tile = tile;
-    int next_chunk = chunk + 1;
-    if (next_chunk == chunks) {
-      next_chunk = 0;
-      next_tile += gridDim.x;
-    }
-    if (next_tile < tiles) fetch_step(next_tile, next_chunk * KC);
-    acc.template mma<KC, false, Q_T>(Ss, LDS, Qs, LDQ);
-    if (chunk + 1 == chunks) {
-      acc.store(Cs, LDC);
-      // every thread is past its product here, so the next step may restage Ss/Qs after this barrier; the next
-      // store into Cs comes after at least one more barrier, when every thread has finished this epilogue
-      __syncthreads();
-      int64_t m0, n0;
-      origin(tile, m0, n0);
-#pragma unroll
-      for (int it = 0; it < OUT_IT; ++it) {
-        int i, nn;
-        out_coords(it, i, nn);
-        const int64_t row = m0 + i, col = n0 + nn;
-        if (row >= a.M || col >= a.N) continue;
-        const int64_t first = row * a.out_ld + col;
-        const int n_here = static_cast<int>(min64(VEC, a.N - col));
-        T prev[VEC], bv[VEC], vals[VEC];
-        if (a.accumulate) fetch_rw(out + first, n_here, a.vec_out, prev);
-        if (bias) fetch(bias + col, n_here, a.vec_bias, bv);
-#pragma unroll
-        for (int e = 0; e < VEC; ++e) {
-          float v0 = ((keep >> (it * VEC + e)) & 1u) ? Cs[i * LDC + nn + e] * a.scale : 0.0f;
-          if (bias) v0 += to_f(bv[e]);
-          if (a.accumulate) v0 += to_f(prev[e]);
-          vals[e] = from_f<T>(v0);
-        }
-        if (a.vec_out && n_here == VEC) {
-          store_vec(out + first, vals);
-        } else {
-#pragma unroll
-          for (int e = 0; e < VEC; ++e)
-            if (e < n_here) out[first + e] = vals[e];
-        }
-      }
-      acc.init(4, 2);
-      if (next_tile < tiles) keep = keep_of(next_tile);
+      for (int e = 0; e < VEC; ++e)
+        if (!((keep >> e) & 1u)) vals[e] = zero_of<T>();
+      store_vec(out + first, vals);
     } else {
-      __syncthreads();  // the product is done with Ss/Qs before the next chunk restages them
+      for (int64_t i = first; i < n && i < first + VEC; ++i)
+        out[i] = lora_keep(seed, offset, static_cast<uint64_t>(i), p16) ? in[i] : zero_of<T>();
     }
-    if (next_tile >= tiles) break;
-    tile = next_tile;
-    chunk = next_chunk;
+  }
+}
+
+// y[t, n] = bias[n]: the start value the bias-less GEMM y = xs·Bᵀ accumulates onto (beta = 1).
+template <typename T>
+__global__ void __launch_bounds__(kThreads) bias_rows_kernel(const T* __restrict__ bias, T* __restrict__ y,
+                                                             int64_t rows, int64_t cols, bool vec_ok) {
+  constexpr int VEC = vec_of<T>();
+  pdl_wait_and_release();
+  const int64_t n = rows * cols, n_vec = (n + VEC - 1) / VEC;
+  for (int64_t v = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x; v < n_vec;
+       v += static_cast<int64_t>(gridDim.x) * kThreads) {
+    const int64_t first = v * VEC;
+    if (vec_ok && first + VEC <= n) {  // vec_ok: cols % VEC == 0, so a vector stays within one row
+      T vals[VEC];
+      load_vec(bias + first % cols, vals);
+      store_vec(y + first, vals);
+    } else {
+      for (int64_t i = first; i < n && i < first + VEC; ++i) y[i] = bias[i % cols];
+    }
   }
 }
 
@@ -1058,40 +924,35 @@ constexpr int64_t kAlign = 256;
 struct ForwardLayout {
   SkinnyPlan shrink;
   int rp;
-  int64_t partial_off, xs_off, total;
+  int64_t partial_off, xs_off, xd_off, total;
 };
 
-// Scratch of one call inside the per-stream workspace (common/workspace.h): fp32 split-K partials, and xs when the
-// caller does not keep it (inference). Reused by the next call on the stream, which is ordered after this one.
-ForwardLayout forward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool has_xs) {
+// Scratch of one call inside the per-stream workspace (common/workspace.h), reused by the next call on the stream
+// (ordered after this one): xs when the caller does not keep it (inference); drop(x) for the cuBLAS path with
+// dropout; the fp32 split-K partials of the multi-adapter kernels.
+ForwardLayout forward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool has_xs, bool multi,
+                             bool dropout) {
   ForwardLayout l;
   l.rp = rank_pad(rank);
   l.shrink = plan_skinny(rows, d_in, l.rp, elem_size(dtype), false, true);
   l.partial_off = 0;
-  l.xs_off = align_up(l.partial_off + l.shrink.partial_floats() * l.rp * 4, kAlign);
-  l.total = has_xs ? l.xs_off : align_up(l.xs_off + rows * rank * elem_size(dtype), kAlign);
+  l.xs_off = multi ? align_up(l.shrink.partial_floats() * l.rp * 4, kAlign) : 0;
+  l.xd_off = has_xs ? l.xs_off : align_up(l.xs_off + rows * rank * elem_size(dtype), kAlign);
+  l.total = dropout && !multi ? align_up(l.xd_off + rows * d_in * elem_size(dtype), kAlign) : l.xd_off;
   return l;
 }
 
+// ds = dY·B and, with dropout, drop(x) for dA's product.
 struct BackwardLayout {
-  SkinnyPlan ds, db, da;
-  int rp;
-  int64_t tiles, ds_off, partial_off, total;
+  int64_t ds_off, xd_off, total;
 };
 
-// ds = dY·B and the partials of the three split products (run one after another, so they share one region).
-BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank) {
+BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool dropout) {
   BackwardLayout l;
   const int64_t es = elem_size(dtype);
-  l.rp = rank_pad(rank);
-  l.ds = plan_skinny(rows, d_out, l.rp, es, false, false);   // ds = dY·B: M = rows, K = d_out
-  l.db = plan_skinny(d_out, rows, l.rp, es, true, false);   // dB = dYᵀ·xs: M = d_out, K = rows
-  l.da = plan_skinny(d_in, rows, l.rp, es, true, false);    // dAᵀ = drop(x)ᵀ·ds: M = d_in, K = rows
-  l.tiles = std::max({l.ds.m_tiles, l.db.m_tiles, l.da.m_tiles});
-  const int64_t partial = std::max({l.ds.partial_floats(), l.db.partial_floats(), l.da.partial_floats()}) * l.rp * 4;
   l.ds_off = 0;
-  l.partial_off = align_up(l.ds_off + rows * rank * es, kAlign);
-  l.total = align_up(l.partial_off + partial, kAlign);
+  l.xd_off = align_up(rows * rank * es, kAlign);
+  l.total = dropout ? align_up(l.xd_off + rows * d_in * es, kAlign) : l.xd_off;
   return l;
 }
 
@@ -1141,14 +1002,13 @@ void launch_kernel(void (*kernel)(KArgs...), dim3 grid, cudaStream_t stream, con
 }
 
 
-// The three operand layouts in use: (rows, Aᵀ) shrink, (rows, B) ds, (columns, xs/ds) dA and dB.
+// Only the multi-adapter shrink xs = x·Aᵀ (rows of x, A's rows) runs here now; the single-adapter products go to
+// cuBLAS (see the host side below).
 template <typename T, int RP>
 void launch_skinny_rp(const SkinnyArgs& a, cudaStream_t stream) {
   dim3 grid(static_cast<unsigned>(a.m_tiles), static_cast<unsigned>(a.splits));
   if (!a.p_cols && a.q_t) launch_kernel(skinny_kernel<T, RP, false, true>, grid, stream, "lora skinny_kernel", a);
-  else if (!a.p_cols && !a.q_t) launch_kernel(skinny_kernel<T, RP, false, false>, grid, stream, "lora skinny_kernel", a);
-  else if (a.p_cols && !a.q_t) launch_kernel(skinny_kernel<T, RP, true, false>, grid, stream, "lora skinny_kernel", a);
-  else fail_arg("lora: internal error, skinny layout (columns of P with Aᵀ) not instantiated");
+  else fail_arg("lora: internal error, skinny layout not instantiated");
 }
 
 template <typename T>
@@ -1177,16 +1037,6 @@ void launch_expand(ExpandArgs a, cudaStream_t stream) {
   a.vec_q = aligned16(a.q) && a.q_ld % VEC == 0 && a.q_adapter_stride % VEC == 0;
   a.vec_out = aligned16(a.out) && a.out_ld % VEC == 0;
   a.vec_bias = aligned16(a.bias);
-  if (!a.adapter) {
-    // single adapter: the persistent streaming kernel, about three blocks per SM (its launch bounds)
-    const int64_t tiles = ceil_div(a.M, kEsBM) * ceil_div(a.N, kEsBN);
-    dim3 grid(static_cast<unsigned>(std::min<int64_t>(tiles, 3LL * device_sm_count())));
-    // K chunks of 32 (16 for fp32) whatever r: the chunks are pipelined, and larger ones spilled at 80 registers
-    constexpr int KC = sizeof(T) == 2 ? 32 : 16;
-    if (a.q_t) launch_kernel(expand_stream_kernel<T, true, KC>, grid, stream, "lora expand_stream_kernel", a);
-    else launch_kernel(expand_stream_kernel<T, false, KC>, grid, stream, "lora expand_stream_kernel", a);
-    return;
-  }
   const int64_t gm = ceil_div(a.M, kExBM), gn = ceil_div(a.N, kExBN);
   SA2VA_CHECK_ARG(gm < (1LL << 31) && gn <= 65535, "lora: output too large for one launch (", a.M, " x ", a.N, ")");
   dim3 grid(static_cast<unsigned>(gm), static_cast<unsigned>(gn));
@@ -1208,12 +1058,147 @@ void check_cuda_args(const char* fn, int dtype, int64_t rows, int64_t d_in, int6
   SA2VA_CHECK_ARG(p >= 0.0f && p < 1.0f, fn, ": dropout p must be in [0, 1), got ", p);
 }
 
+// ------------------------------------------------------------------------------------------------------------
+// cuBLAS for the single-adapter products.
+//
+// Why: the H200 profile and device times of our hand-written skinny/expand kernels (benchmarks/RESULTS.md, "Profile
+// of the first kernels") had them at 4-17 % of DRAM bandwidth, and a plain composition of cuBLAS calls (the
+// Unsloth-style baseline) beat them end to end. cuBLAS's kernels for these shapes (one GEMM dimension = r) are
+// near the memory roofline. What stays ours is what cuBLAS cannot do: the Philox dropout regenerated from a seed
+// (never stored), written transiently into the per-stream workspace; the in-place mask on dx; the bias start
+// value; the multi-adapter inference kernels; and the beta = 1 accumulation scheme (the caller's base GEMM adds
+// onto the buffer written here, and the gradients accumulate with beta = 1 in fp32).
+//
+// cuBLAS is loaded at run time (dlopen) rather than linked: the library then loads on machines without it (CPU
+// use, CUDA kernels of other modules) and needs no cuBLAS headers to build; in a process with libtorch on CUDA it
+// is the copy libtorch already loaded. The few declarations below are cuBLAS's ABI (cublas_api.h,
+// library_types.h). Row-major buffers are handed to column-major cuBLAS as their transposes.
+enum : int { kBlasOpN = 0, kBlasOpT = 1 };
+enum : int { kCudaR32F = 0, kCudaR16F = 2, kCudaR16BF = 14 };
+constexpr int kBlasCompute32F = 68;  // CUBLAS_COMPUTE_32F: fp32 accumulation, no TF32 (fp32's 1e-5 contract)
+constexpr int kBlasGemmDefault = -1;
+
+int cuda_type_of(int dtype) { return dtype == F32 ? kCudaR32F : dtype == F16 ? kCudaR16F : kCudaR16BF; }
+
+#ifdef SA2VA_CUDA_EMULATION
+// Emulation (native/src/test/cpp): a reference column-major GemmEx with fp32 accumulation, so that the operand
+// layouts, leading dimensions and transposes of the calls below are tested on the CPU.
+float blas_get(const void* p, int type, int64_t i) {
+  if (type == kCudaR32F) return static_cast<const float*>(p)[i];
+  if (type == kCudaR16F) return __half2float(static_cast<const __half*>(p)[i]);
+  return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+}
+void blas_put(void* p, int type, int64_t i, float v) {
+  if (type == kCudaR32F) static_cast<float*>(p)[i] = v;
+  else if (type == kCudaR16F) static_cast<__half*>(p)[i] = __float2half_rn(v);
+  else static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+}
+void blas_gemm(cudaStream_t, int ta, int tb, int m, int n, int k, float alpha, const void* A, int at, int lda,
+               const void* B, int bt, int ldb, float beta, void* C, int ct, int ldc, const char*) {
+  if (lda < (ta == kBlasOpN ? m : k) || ldb < (tb == kBlasOpN ? k : n) || ldc < m) {
+    std::fprintf(stderr, "emu: blas_gemm leading dimension too small\n");
+    std::abort();
+  }
+  for (int j = 0; j < n; ++j)
+    for (int i = 0; i < m; ++i) {
+      float acc = 0.0f;
+      for (int l = 0; l < k; ++l) {
+        const float av = blas_get(A, at, ta == kBlasOpN ? i + static_cast<int64_t>(l) * lda : l + static_cast<int64_t>(i) * lda);
+        const float bv = blas_get(B, bt, tb == kBlasOpN ? l + static_cast<int64_t>(j) * ldb : j + static_cast<int64_t>(l) * ldb);
+        acc += av * bv;
+      }
+      const int64_t c = i + static_cast<int64_t>(j) * ldc;
+      blas_put(C, ct, c, alpha * acc + (beta != 0.0f ? beta * blas_get(C, ct, c) : 0.0f));
+    }
+}
+#else
+struct BlasApi {
+  int (*create)(void**) = nullptr;
+  int (*set_stream)(void*, cudaStream_t) = nullptr;
+  int (*gemm_ex)(void*, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
+                 const void*, void*, int, int, int, int) = nullptr;
+  std::string error;
+};
+
+const BlasApi& blas_api() {
+  static const BlasApi api = [] {
+    BlasApi b;
+    void* lib = nullptr;
+    for (const char* name : {"libcublas.so.13", "libcublas.so.12", "libcublas.so"}) {
+      lib = dlopen(name, RTLD_NOW | RTLD_NOLOAD);  // the copy libtorch loaded, if any
+      if (!lib) lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (lib) break;
+    }
+    if (!lib) {
+      b.error = "libcublas.so.13 / .12 not found (load libtorch for CUDA first, or put cuBLAS on LD_LIBRARY_PATH)";
+      return b;
+    }
+    b.create = reinterpret_cast<decltype(b.create)>(dlsym(lib, "cublasCreate_v2"));
+    b.set_stream = reinterpret_cast<decltype(b.set_stream)>(dlsym(lib, "cublasSetStream_v2"));
+    b.gemm_ex = reinterpret_cast<decltype(b.gemm_ex)>(dlsym(lib, "cublasGemmEx"));
+    if (!b.create || !b.set_stream || !b.gemm_ex) b.error = "cuBLAS found but without cublasCreate_v2/SetStream_v2/GemmEx";
+    return b;
+  }();
+  return api;
+}
+
+// One handle per (thread, device): cuBLAS handles must not be used by two threads at once.
+void* blas_handle(const BlasApi& api) {
+  thread_local std::map<int, void*> handles;
+  int dev = 0;
+  SA2VA_CUDA_CHECK(cudaGetDevice(&dev));
+  void*& h = handles[dev];
+  if (!h) {
+    const int st = api.create(&h);
+    if (st != 0) {
+      h = nullptr;
+      throw std::runtime_error(str_cat("lora: cublasCreate failed with status ", st));
+    }
+  }
+  return h;
+}
+
+void blas_gemm(cudaStream_t stream, int ta, int tb, int m, int n, int k, float alpha, const void* A, int at, int lda,
+               const void* B, int bt, int ldb, float beta, void* C, int ct, int ldc, const char* what) {
+  const BlasApi& api = blas_api();
+  if (!api.error.empty()) throw std::runtime_error(str_cat("lora (", what, "): ", api.error));
+  void* h = blas_handle(api);
+  int st = api.set_stream(h, stream);
+  if (st == 0)
+    st = api.gemm_ex(h, ta, tb, m, n, k, &alpha, A, at, lda, B, bt, ldb, &beta, C, ct, ldc, kBlasCompute32F,
+                     kBlasGemmDefault);
+  if (st != 0)
+    throw std::runtime_error(str_cat("lora (", what, "): cublasGemmEx failed with status ", st, " (m=", m, " n=", n,
+                                     " k=", k, ")"));
+}
+#endif
+
+int blas_dim(int64_t v, const char* what) {
+  SA2VA_CHECK_ARG(v <= INT32_MAX, "lora: ", what, " = ", v, " exceeds cuBLAS's 32-bit dimensions");
+  return static_cast<int>(v);
+}
+
+// Elementwise launches: enough blocks for a few waves, the rest by grid stride.
+dim3 elementwise_grid(int64_t n, int vec) {
+  const int64_t blocks = ceil_div(ceil_div(n, vec), kThreads);
+  return dim3(static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(blocks, 8LL * device_sm_count()))));
+}
+
 template <typename T>
-void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
-                   const void* A, const void* B, const void* bias, float scale, const int64_t* adapter_index,
-                   int64_t n_adapters, const float* adapter_scales, float p, uint64_t seed, uint64_t offset,
-                   void* xs, void* y, cudaStream_t stream) {
-  const ForwardLayout l = forward_layout(dtype, rows, d_in, rank, xs != nullptr);
+void launch_dropout_apply(const void* in, void* out, int64_t n, uint64_t seed, uint64_t offset, uint32_t p16,
+                          cudaStream_t stream) {
+  const bool vec_ok = aligned16(in) && aligned16(out);
+  launch_kernel(dropout_apply_kernel<T>, elementwise_grid(n, vec_of<T>()), stream, "lora dropout_apply_kernel",
+                static_cast<const T*>(in), static_cast<T*>(out), n, seed, offset, p16, vec_ok);
+}
+
+// Multi-adapter inference: our kernels (cuBLAS has no per-row choice of operand).
+template <typename T>
+void forward_multi_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
+                         const void* A, const void* B, const void* bias, const int64_t* adapter_index,
+                         int64_t n_adapters, const float* adapter_scales, float p, uint64_t seed, uint64_t offset,
+                         void* xs, void* y, cudaStream_t stream) {
+  const ForwardLayout l = forward_layout(dtype, rows, d_in, rank, xs != nullptr, true, p > 0.0f);
   const StreamWorkspace ws = stream_workspace(stream, static_cast<size_t>(l.shrink.m_tiles), static_cast<size_t>(l.total));
   char* w = static_cast<char*>(ws.scratch);
   if (!xs) xs = w + l.xs_off;
@@ -1225,7 +1210,7 @@ void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t
   s.dropout = p16 != 0; s.p16 = p16; s.seed = seed; s.offset = offset;
   s.adapter = adapter_index; s.n_adapters = n_adapters; s.adapter_scale = adapter_scales;
   // the dropout rescale 1/(1-p') is folded into the row scale, so kept values are never rounded twice
-  s.scale = (adapter_index ? 1.0f : scale) * lora_dropout_scale(p16);
+  s.scale = lora_dropout_scale(p16);
   s.partial = reinterpret_cast<float*>(w + l.partial_off);
   s.counters = ws.counters;
   s.mode = kRows; s.out = xs; s.out_ld = rank;
@@ -1240,51 +1225,76 @@ void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t
   launch_expand<T>(e, stream);
 }
 
+// Single adapter (training and inference):
+//   [dropout]  Xd = keep⊙x                      (workspace; with p = 0 cuBLAS reads x itself)
+//   xs = s/(1-p')·Xd·Aᵀ                          GemmEx(T, N): m = r, n = rows, k = d_in, rounded once to the dtype
+//   y  = xs·Bᵀ (+ bias)                          GemmEx(T, N): m = d_out, n = rows, k = r; with a bias, beta = 1
+//                                                onto rows of bias written first
+template <typename T>
+void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
+                   const void* A, const void* B, const void* bias, float scale, float p, uint64_t seed,
+                   uint64_t offset, void* xs, void* y, cudaStream_t stream) {
+  const uint32_t p16 = lora_dropout_p16(p);
+  const ForwardLayout l = forward_layout(dtype, rows, d_in, rank, xs != nullptr, false, p16 != 0);
+  const StreamWorkspace ws = stream_workspace(stream, 1, static_cast<size_t>(l.total));
+  char* w = static_cast<char*>(ws.scratch);
+  if (!xs) xs = w + l.xs_off;
+  const int ct = cuda_type_of(dtype);
+  const int R = blas_dim(rank, "rank"), T_ = blas_dim(rows, "rows"), DI = blas_dim(d_in, "d_in"),
+            DO = blas_dim(d_out, "d_out");
+  blas_dim(rows * std::max(d_in, d_out), "rows x d");
+  const void* xin = x;
+  if (p16 != 0) {
+    void* xd = w + l.xd_off;
+    launch_dropout_apply<T>(x, xd, rows * d_in, seed, offset, p16, stream);
+    xin = xd;
+  }
+  blas_gemm(stream, kBlasOpT, kBlasOpN, R, T_, DI, scale * lora_dropout_scale(p16), A, ct, DI, xin, ct, DI, 0.0f, xs,
+            ct, R, "xs = s·drop(x)·Aᵀ");
+  float beta = 0.0f;
+  if (bias) {
+    constexpr int VEC = vec_of<T>();
+    const bool vec_ok = aligned16(bias) && aligned16(y) && d_out % VEC == 0;
+    launch_kernel(bias_rows_kernel<T>, elementwise_grid(rows * d_out, VEC), stream, "lora bias_rows_kernel",
+                  static_cast<const T*>(bias), static_cast<T*>(y), rows, d_out, vec_ok);
+    beta = 1.0f;
+  }
+  blas_gemm(stream, kBlasOpT, kBlasOpN, DO, T_, R, 1.0f, B, ct, R, xs, ct, R, beta, y, ct, DO, "y = xs·Bᵀ + bias");
+}
+
+// Backward (single adapter), all products by cuBLAS with fp32 accumulation:
+//   ds  = dY·B                     GemmEx(N, N): m = r, n = rows, k = d_out          (workspace, dtype)
+//   dB += dYᵀ·xs                   GemmEx(N, T): m = r, n = d_out, k = rows, beta = 1 (fp32)
+//   dA += s/(1-p')·dsᵀ·(keep⊙x)    GemmEx(N, T): m = d_in, n = r, k = rows, beta = 1 (fp32; keep⊙x regenerated)
+//   dx  = s/(1-p')·(ds·A), then ⊙keep in place   GemmEx(N, N): m = d_in, n = rows, k = r
 template <typename T>
 void backward_typed(const void* x, const void* dy, const void* xs, int dtype, int64_t rows, int64_t d_in,
                     int64_t d_out, int64_t rank, const void* A, const void* B, float scale, float p, uint64_t seed,
                     uint64_t offset, float* gA, float* gB, void* dx, cudaStream_t stream) {
-  const BackwardLayout l = backward_layout(dtype, rows, d_in, d_out, rank);
-  const StreamWorkspace ws = stream_workspace(stream, static_cast<size_t>(l.tiles), static_cast<size_t>(l.total));
+  const uint32_t p16 = lora_dropout_p16(p);
+  const BackwardLayout l = backward_layout(dtype, rows, d_in, rank, p16 != 0);
+  const StreamWorkspace ws = stream_workspace(stream, 1, static_cast<size_t>(l.total));
   char* w = static_cast<char*>(ws.scratch);
   void* ds = w + l.ds_off;
-  float* partial = reinterpret_cast<float*>(w + l.partial_off);
-  unsigned* counters = ws.counters;
-  const uint32_t p16 = lora_dropout_p16(p);
-  const float kscale = lora_dropout_scale(p16);
+  const float s = scale * lora_dropout_scale(p16);
+  const int ct = cuda_type_of(dtype);
+  const int R = blas_dim(rank, "rank"), T_ = blas_dim(rows, "rows"), DI = blas_dim(d_in, "d_in"),
+            DO = blas_dim(d_out, "d_out");
+  blas_dim(rows * std::max(d_in, d_out), "rows x d");
 
-  // ds = dY·B
-  SkinnyArgs s{};
-  s.p = dy; s.p_ld = d_out; s.p_cols = false; s.M = rows; s.K = d_out;
-  s.q = B; s.q_ld = rank; s.q_t = false; s.R = static_cast<int>(rank);
-  s.scale = 1.0f; s.partial = partial; s.counters = counters;
-  s.mode = kRows; s.out = ds; s.out_ld = rank;
-  launch_skinny<T>(s, l.ds, l.rp, stream);
-
-  // dB += dYᵀ·xs
-  SkinnyArgs b{};
-  b.p = dy; b.p_ld = d_out; b.p_cols = true; b.M = d_out; b.K = rows;
-  b.q = xs; b.q_ld = rank; b.q_t = false; b.R = static_cast<int>(rank);
-  b.scale = 1.0f; b.partial = partial; b.counters = counters;
-  b.mode = kGrad; b.out = gB; b.out_ld = rank;
-  launch_skinny<T>(b, l.db, l.rp, stream);
-
-  // dA += s/(1-p')·(ds ᵀ·keep⊙x), computed as its transpose over the columns of x
-  SkinnyArgs g{};
-  g.p = x; g.p_ld = d_in; g.p_cols = true; g.M = d_in; g.K = rows;
-  g.q = ds; g.q_ld = rank; g.q_t = false; g.R = static_cast<int>(rank);
-  g.dropout = p16 != 0; g.p16 = p16; g.seed = seed; g.offset = offset;
-  g.scale = scale * kscale; g.partial = partial; g.counters = counters;
-  g.mode = kGradT; g.out = gA; g.out_ld = d_in;
-  launch_skinny<T>(g, l.da, l.rp, stream);
-
-  // dx = s/(1-p')·(ds·A) ⊙ keep
-  ExpandArgs e{};
-  e.s = ds; e.s_ld = rank; e.M = rows; e.N = d_in; e.R = static_cast<int>(rank);
-  e.q = A; e.q_ld = d_in; e.q_t = false;
-  e.dropout = p16 != 0; e.p16 = p16; e.seed = seed; e.offset = offset;
-  e.scale = scale * kscale; e.out = dx; e.out_ld = d_in; e.accumulate = false;
-  launch_expand<T>(e, stream);
+  blas_gemm(stream, kBlasOpN, kBlasOpN, R, T_, DO, 1.0f, B, ct, R, dy, ct, DO, 0.0f, ds, ct, R, "ds = dY·B");
+  blas_gemm(stream, kBlasOpN, kBlasOpT, R, DO, T_, 1.0f, xs, ct, R, dy, ct, DO, 1.0f, gB, kCudaR32F, R,
+            "dB += dYᵀ·xs");
+  const void* xin = x;
+  if (p16 != 0) {
+    void* xd = w + l.xd_off;
+    launch_dropout_apply<T>(x, xd, rows * d_in, seed, offset, p16, stream);
+    xin = xd;
+  }
+  blas_gemm(stream, kBlasOpN, kBlasOpT, DI, R, T_, s, xin, ct, DI, ds, ct, R, 1.0f, gA, kCudaR32F, DI,
+            "dA += s·dsᵀ·drop(x)");
+  blas_gemm(stream, kBlasOpN, kBlasOpN, DI, T_, R, s, A, ct, DI, ds, ct, R, 0.0f, dx, ct, DI, "dx = s·(ds·A)");
+  if (p16 != 0) launch_dropout_apply<T>(dx, dx, rows * d_in, seed, offset, p16, stream);
 }
 
 }  // namespace
@@ -1301,10 +1311,14 @@ void lora_forward_cuda(const void* x, int dtype, int64_t rows, int64_t d_in, int
   SA2VA_CHECK_ARG(!adapter_index || (n_adapters >= 1 && adapter_scales), fn,
                   ": adapter_index needs n_adapters >= 1 and adapter_scales");
   switch (dtype) {
-#define SA2VA_LORA_FWD(DT, T)                                                                                    \
-  case DT:                                                                                                       \
-    forward_typed<T>(x, dtype, rows, d_in, d_out, rank, lora_a, lora_b, bias, scale, adapter_index, n_adapters, \
-                     adapter_scales, dropout_p, seed, offset, xs, y, stream);                                      \
+#define SA2VA_LORA_FWD(DT, T)                                                                                      \
+  case DT:                                                                                                         \
+    if (adapter_index)                                                                                             \
+      forward_multi_typed<T>(x, dtype, rows, d_in, d_out, rank, lora_a, lora_b, bias, adapter_index, n_adapters,   \
+                             adapter_scales, dropout_p, seed, offset, xs, y, stream);                              \
+    else                                                                                                           \
+      forward_typed<T>(x, dtype, rows, d_in, d_out, rank, lora_a, lora_b, bias, scale, dropout_p, seed, offset, xs, \
+                       y, stream);                                                                                 \
     break;
     SA2VA_LORA_FWD(F32, float)
     SA2VA_LORA_FWD(F16, __half)

@@ -42,9 +42,9 @@ case "$what" in
     step 100 "$OUT/lora-ncu.txt" ncu --target-processes all --launch-skip 50 --launch-count 24 \
       --section SpeedOfLight --section LaunchStats --section Occupancy \
       bash .gpu/host.sh java dev.sa2va.bench.LoraDeviceTimes --one 4096 4096 16 4096
-    # r = 128, where the first version cost the most (only our kernels: cuBLAS is the same as above)
-    step 100 "$OUT/lora-ncu-r128.txt" ncu --target-processes all --kernel-name regex:'skinny|expand' \
-      --launch-skip 30 --launch-count 6 --section SpeedOfLight --section LaunchStats --section Occupancy \
+    # r = 128 (the low-rank products are cuBLAS GEMMs now, so no kernel-name filter)
+    step 100 "$OUT/lora-ncu-r128.txt" ncu --target-processes all --launch-skip 50 --launch-count 24 \
+      --section SpeedOfLight --section LaunchStats --section Occupancy \
       bash .gpu/host.sh java dev.sa2va.bench.LoraDeviceTimes --one 4096 4096 128 4096
     python3 - "$OUT/lora-ncu.txt" "$OUT/lora-ncu-r128.txt" > "$OUT/lora-ncu-summary.txt" <<'PY'
 import re, sys

@@ -188,12 +188,14 @@ int main(int argc, char** argv) {
   for (int sms : {132, 3, 1}) {
     g_sms = sms;
     for (int dtype : {F32, BF16, F16}) {
+      // quick (CI): every dtype at 132 SMs; at 3 and 1 SMs (K split differently, and the persistent expand kernel
+      // walking several tiles per block) fp32 (FMA path) and, at 1 SM, bf16 (WMMA path)
+      if (quick && sms != 132 && (dtype == F16 || (dtype == BF16 && sms != 1))) continue;
       for (const Shape& s : shapes) {
         run_case(dtype, s.rows, s.d_in, s.d_out, s.r, 0.0f, 0, true, seed++);
         run_case(dtype, s.rows, s.d_in, s.d_out, s.r, 0.3f, 0, false, seed++);
         if (s.rows >= 5) run_case(dtype, s.rows, s.d_in, s.d_out, s.r, 0.0f, 3, true, seed++);
       }
-      if (quick && sms != 132) break;
     }
   }
   for (int dtype : {F32, BF16, F16}) {

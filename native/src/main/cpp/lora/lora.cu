@@ -1,35 +1,39 @@
 // CUDA implementation of the LoRA kernels (lora.h): forward and backward side by side.
 //
-// Everything here is skinny: one GEMM dimension is the rank r <= 256, so the work is bounded by reading x / dY
-// and writing one rows x d output, not by FLOPs. Two kernel templates cover all six products:
+// Single adapter (training and inference): cuBLAS GEMMs for the four low-rank products (host side, below), with
+// our elementwise kernels for what cuBLAS cannot do: dropout_apply_kernel (keep⊙x from the Philox rule of
+// lora_dropout.h, into the workspace; and ⊙keep in place on dx) and bias_rows_kernel (the bias as y's start value).
+// See "cuBLAS for the single-adapter products" below for why.
 //
-//   skinny_kernel:  acc[BM x RP] = P[BM x K] · Q[K x RP]   (K long: d_in, d_out or rows; split over blocks)
-//       forward  xs  = s·drop(x)·Aᵀ       P = x rows,   Q = Aᵀ     -> rows out (dtype)
-//       backward ds  = dY·B               P = dY rows,  Q = B      -> rows out (dtype)
-//       backward dB += dYᵀ·xs             P = dYᵀ,      Q = xs     -> fp32 gradient [d_out x r]
-//       backward dA += s·(drop(x)ᵀ·ds)ᵀ   P = drop(x)ᵀ, Q = ds     -> fp32 gradient, written transposed [r x d_in]
+// Multi-adapter inference (a per-row adapter index): two kernel templates of our own,
+//   skinny_kernel:  acc[BM x RP] = P[BM x K] · Q[K x RP]   (K long, split over blocks)
+//       xs  = drop(x)·Aᵀ per row's adapter, scaled per row      P = x rows,   Q = Aᵀ     -> rows out (dtype)
 //   expand_kernel:  out[BM x BN] = epi(S[BM x r] · Q[r x BN])    (K = r, short)
-//       forward  y   = xs·Bᵀ + bias                               (the caller adds x·Wᵀ with cuBLAS, beta = 1)
-//       backward dx  = s·(ds·A) ⊙ keep/(1-p')                     (the caller adds dY·W with cuBLAS, beta = 1)
-//
-// bf16/fp16 use tensor cores through WMMA (16x16x16, fp32 accumulators); WMMA keeps the fragment layouts opaque,
-// which matters here because these kernels are written without a GPU to try them on. fp32 uses CUDA-core FMAs
-// (exact fp32, no TF32). Operands are staged in shared memory in one canonical row-major layout, transposing on the
-// way in, so a kernel instance serves every operand layout. Long K is split over a second grid dimension; the last
-// block of a tile to finish (atomic counter) adds the fp32 partials in split order, so results are deterministic.
+//       y   = xs·Bᵀ + bias per row's adapter                      (the caller adds x·Wᵀ with cuBLAS, beta = 1)
+// bf16/fp16 use tensor cores through WMMA (16x16x16, fp32 accumulators), fp32 CUDA-core FMAs (no TF32). The
+// skinny product streams its operand through a 2-4 stage cp.async pipeline; long K is split over a second grid
+// dimension and the last block of a tile to finish (atomic counter) adds the fp32 partials in split order, so
+// results are deterministic. (The kernel template is general in its operand layouts; the single-adapter backward
+// used its other layouts before cuBLAS took over.)
 #include "lora.h"
 #include "../common/errors.h"
 
 #ifndef SA2VA_NO_CUDA
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_pipeline.h>
 #include <mma.h>
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <climits>
+#include <cstdio>
 #include <map>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -287,6 +291,23 @@ struct TileAdapters {
   }
 };
 
+// Σ over splits of p[sp·stride], in split order (deterministic). Unrolled by 4 so that four loads are in flight at
+// once: this runs in the tail of every split product, where only the last block of a tile is still working.
+__device__ __forceinline__ float sum_partials(const float* p, int64_t stride, int splits) {
+  float sum = 0.0f;
+  int sp = 0;
+  for (; sp + 4 <= splits; sp += 4) {
+    const float a0 = __ldcg(p + sp * stride), a1 = __ldcg(p + (sp + 1) * stride);
+    const float a2 = __ldcg(p + (sp + 2) * stride), a3 = __ldcg(p + (sp + 3) * stride);
+    sum += a0;
+    sum += a1;
+    sum += a2;
+    sum += a3;
+  }
+  for (; sp < splits; ++sp) sum += __ldcg(p + sp * stride);
+  return sum;
+}
+
 // ============================================================================================================
 // skinny_kernel: acc[BM x RP] = P[BM x K] · Q[K x RP], K split over gridDim.y, then an epilogue.
 //
@@ -330,29 +351,35 @@ struct SkinnyArgs {
 
 constexpr int kSkBM = 64;
 
-// K per pipeline step. The K loop keeps one chunk of loads in flight per block while it multiplies the previous one,
-// so the chunk size sets the bytes in flight and with them the bandwidth a block can pull: at 32 (the first version)
-// a bf16 block had 4 KB in flight, a few hundred blocks ~1.3 MB, about a third of what HBM needs to stay busy at
-// ~1 µs latency (Little's law). The largest chunk whose P and Q tiles fit 40 KB of static shared memory (3 blocks
-// per SM of the 228 KB, leaving room for L1) and whose loads fit the registers: 128 for 16-bit types up to r = 32,
-// less for larger ranks (the Q tile grows with r).
+// The K loop is a cp.async pipeline of STAGES chunks of KC along K in shared memory: while the block multiplies
+// chunk c, chunks c+1 .. c+STAGES-1 are on their way, without registers (cp.async copies global to shared memory
+// directly). History: the first version kept one 4 KB chunk in flight per block through registers, and the H200
+// profile (ncu, 4096 x 4096, r = 16) showed it at 42-76 µs for a 32 MB operand, DRAM at 10-17 %: latency-bound
+// (Little's law wants ~4-5 MB in flight for HBM at ~1 µs; it had ~1.3 MB).
+//
+// (KC, STAGES): the most operand bytes in flight, (STAGES-1)·KC, whose stages fit 46 KB of static shared memory.
+constexpr int kSkSmem = 46 * 1024;
 constexpr int skinny_tile_bytes(int esize, int rp, bool p_cols, bool q_t, int kc) {
   const int pad = 16 / esize;
   const int p = p_cols ? kc * (kSkBM + pad) : kSkBM * (kc + pad);
   const int q = q_t ? rp * (kc + pad) : kc * (rp + pad);
   return (p + q) * esize;
 }
-// Registers: the 16-byte vectors each thread carries from one chunk to the next plus the accumulators (rp/32 per
-// 8 fp32 registers); above 7 ptxas spilled at the 128-register cap of two blocks per SM (r = 256 runs one block
-// per SM with 255 registers and is not limited here).
-constexpr int skinny_register_load(int esize, int rp, int kc) { return (kSkBM + rp) * kc * esize / 16 / 256 + rp / 32; }
-constexpr int skinny_kc(int esize, int rp, bool p_cols, bool q_t) {
-  int kc = esize == 2 ? 128 : 64;
-  while (kc > 16 && (skinny_tile_bytes(esize, rp, p_cols, q_t, kc) > 40 * 1024 ||
-                     (rp <= 128 && skinny_register_load(esize, rp, kc) > 7)))
-    kc /= 2;
-  return kc;
+// encoded as kc * 8 + stages
+constexpr int skinny_pipe(int esize, int rp, bool p_cols, bool q_t) {
+  int best = 16 * 8 + 2, best_flight = 0;
+  // 16-bit types need multiples of 16 (the WMMA k); fp32 (FMA tiles) goes down to 8 for r = 256 with A's rows
+  for (int kc = 128; kc >= (esize == 4 ? 8 : 16); kc /= 2)
+    for (int st = 4; st >= 2; --st)
+      // on a tie the smaller chunk with more stages: more, smaller requests keep the pipeline fuller
+      if (st * skinny_tile_bytes(esize, rp, p_cols, q_t, kc) <= kSkSmem && (st - 1) * kc >= best_flight) {
+        best = kc * 8 + st;
+        best_flight = (st - 1) * kc;
+      }
+  return best;
 }
+constexpr int skinny_kc(int esize, int rp, bool p_cols, bool q_t) { return skinny_pipe(esize, rp, p_cols, q_t) / 8; }
+constexpr int skinny_stages(int esize, int rp, bool p_cols, bool q_t) { return skinny_pipe(esize, rp, p_cols, q_t) % 8; }
 
 template <typename T, int RP>
 struct SkinnyTile;
@@ -368,24 +395,26 @@ struct SkinnyTile {
   using type = WmmaTile<T, 16, RP / WN, 1, RP / 16 / WN>;
 };
 
-// The K loop is software-pipelined through registers: the next chunk's global loads are issued before the tile
-// product of the current chunk, so their latency overlaps the MMAs instead of stalling every block at the barrier.
-// Blocks per SM the register budget must allow: these kernels stream x or dY, so occupancy (bytes in flight) matters
-// more than the few extra instructions a tighter register budget costs.
-// Two blocks per SM (128 registers): with 16 KB chunks that keeps ~32 KB of loads in flight per SM; a cap of three
-// blocks (80 registers) made the unrolled chunk loads spill.
-template <int RP> constexpr int skinny_min_blocks() { return RP <= 128 ? 2 : 1; }
+// Blocks per SM the register budget must allow: with the operands staged by cp.async, registers hold little more
+// than the accumulators, and more resident blocks mean more bytes in flight (the stages of up to four blocks fit the
+// 228 KB of shared memory).
+// The column-operand instances (dA, dB) keep more 64-bit addressing live and spilled at 64 registers: three for them.
+constexpr int skinny_blocks_per_sm(int rp, bool p_cols) { return rp <= 32 ? (p_cols ? 3 : 4) : rp == 64 ? 3 : rp == 128 ? 2 : 1; }
+template <int RP, bool P_COLS> constexpr int skinny_min_blocks() { return skinny_blocks_per_sm(RP, P_COLS); }
 
 template <typename T, int RP, bool P_COLS, bool Q_T>
-__global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kernel(const SkinnyArgs a) {
-  constexpr int BM = kSkBM, KC = skinny_kc(static_cast<int>(sizeof(T)), RP, P_COLS, Q_T), VEC = vec_of<T>();
-  constexpr int PAD = pad_of<T>();
+__global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP, P_COLS>()) skinny_kernel(const SkinnyArgs a) {
+  constexpr int ES = static_cast<int>(sizeof(T));
+  constexpr int BM = kSkBM, KC = skinny_kc(ES, RP, P_COLS, Q_T), STAGES = skinny_stages(ES, RP, P_COLS, Q_T);
+  constexpr int VEC = vec_of<T>(), PAD = pad_of<T>();
   constexpr int LDP = P_COLS ? BM + PAD : KC + PAD, P_ROWS = P_COLS ? KC : BM;
   constexpr int LDQ = Q_T ? KC + PAD : RP + PAD, Q_ROWS = Q_T ? RP : KC;
+  constexpr int P_SIZE = P_ROWS * LDP, Q_SIZE = Q_ROWS * LDQ;
   constexpr int P_VECS = BM * KC / VEC, P_IT = (P_VECS + kThreads - 1) / kThreads;
   constexpr int Q_VECS = RP * KC / VEC, Q_IT = (Q_VECS + kThreads - 1) / kThreads;
-  __shared__ __align__(128) T Ps[P_ROWS * LDP];
-  __shared__ __align__(128) T Qs[Q_ROWS * LDQ];
+  static_assert(STAGES * (P_SIZE + Q_SIZE) * ES <= kSkSmem, "skinny_kernel: stages exceed the shared-memory budget");
+  __shared__ __align__(128) T Ps[STAGES * P_SIZE];
+  __shared__ __align__(128) T Qs[STAGES * Q_SIZE];
   __shared__ TileAdapters<BM> ad;
   __shared__ int last_block;
 
@@ -395,6 +424,7 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
   const int64_t m0 = tile * BM;
   const int64_t k_begin = split * a.k_per_split;
   const int64_t k_end = min64(a.K, k_begin + a.k_per_split);
+  const int n_chunks = k_begin < k_end ? static_cast<int>((k_end - k_begin + KC - 1) / KC) : 0;
   const T* __restrict__ P = static_cast<const T*>(a.p);
 
   typename SkinnyTile<T, RP>::type acc;
@@ -411,79 +441,45 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
     if (Q_T) { j = v / (KC / VEC); kk = (v % (KC / VEC)) * VEC; }
     else { kk = v / (RP / VEC); j = (v % (RP / VEC)) * VEC; }
   };
-  T pv[P_IT][VEC], qv[Q_IT][VEC];
-  uint32_t kb[P_IT];  // dropout keep bits of pv, computed while its loads are in flight
+  // One 16-byte vector into shared memory: whole aligned vectors by cp.async, tails and unaligned operands through
+  // registers (synchronous), vectors outside the operand as zeros.
+  auto put = [](T* dst, const T* src, int count, bool vec_ok) {
+    if (count >= VEC && vec_ok) {
+      __pipeline_memcpy_async(dst, src, 16);
+    } else {
+      T v[VEC];
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) v[e] = e < count ? src[e] : zero_of<T>();
+      store_vec(dst, v);
+    }
+  };
 
   int64_t pass = a.adapter ? ad.advance(-1) : 0;
   while (pass >= 0) {
     const T* __restrict__ Q = static_cast<const T*>(a.q) + (a.adapter ? pass * a.q_adapter_stride : 0);
-    auto fetch_chunk = [&](int64_t k0) {
-#pragma unroll
-      for (int it = 0; it < P_IT; ++it) {
-        const int v = threadIdx.x + it * kThreads;
-        int i, kk;
-        p_coords(v, i, kk);
-        const int64_t row = m0 + i, col = k0 + kk;
-        int count = 0;
-        int64_t first = 0;
-        if (v < P_VECS) {
-          if (P_COLS) {
-            first = col * a.p_ld + row;
-            if (col < k_end) count = static_cast<int>(min64(VEC, a.M - row));
-          } else {
-            first = row * a.p_ld + col;
-            if (row < a.M && (!a.adapter || ad.id[i] == pass)) count = static_cast<int>(min64(VEC, k_end - col));
-          }
-        }
-        if (count <= 0) first = 0;
-        fetch(P + first, count < 0 ? 0 : count, a.vec_p, pv[it]);
-      }
-      if (a.dropout) {
-        // the flat index of an element of p is its index in x; bits past the valid count belong to zeros anyway
-#pragma unroll
-        for (int it = 0; it < P_IT; ++it) {
-          const int v = threadIdx.x + it * kThreads;
-          int i, kk;
-          p_coords(v, i, kk);
-          const int64_t row = m0 + i, col = k0 + kk;
-          const int64_t first = P_COLS ? col * a.p_ld + row : row * a.p_ld + col;
-          kb[it] = v < P_VECS ? keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(first), VEC) : 0u;
-        }
-      }
-#pragma unroll
-      for (int it = 0; it < Q_IT; ++it) {
-        const int v = threadIdx.x + it * kThreads;
-        int j, kk;
-        q_coords(v, j, kk);
-        const int64_t col = k0 + kk;
-        int count = 0;
-        int64_t first = 0;
-        if (v < Q_VECS) {
-          if (Q_T) {
-            first = static_cast<int64_t>(j) * a.q_ld + col;
-            if (j < a.R) count = static_cast<int>(min64(VEC, k_end - col));
-          } else {
-            first = col * a.q_ld + j;
-            if (col < k_end) count = static_cast<int>(min64(VEC, static_cast<int64_t>(a.R) - j));
-          }
-        }
-        if (count <= 0) first = 0;
-        fetch(Q + first, count < 0 ? 0 : count, a.vec_q, qv[it]);
-      }
-    };
-    auto stage_chunk = [&](int64_t k0) {
+    // starts the copies of chunk c into stage c % STAGES
+    auto issue = [&](int c) {
+      const int64_t k0 = k_begin + static_cast<int64_t>(c) * KC;
+      T* ps = Ps + (c % STAGES) * P_SIZE;
+      T* qs = Qs + (c % STAGES) * Q_SIZE;
 #pragma unroll
       for (int it = 0; it < P_IT; ++it) {
         const int v = threadIdx.x + it * kThreads;
         if (v >= P_VECS) continue;
         int i, kk;
         p_coords(v, i, kk);
-        if (a.dropout) {
-#pragma unroll
-          for (int e = 0; e < VEC; ++e)
-            if (!((kb[it] >> e) & 1u)) pv[it][e] = zero_of<T>();
+        const int64_t row = m0 + i, col = k0 + kk;
+        int count = 0;
+        int64_t first = 0;
+        if (P_COLS) {
+          first = col * a.p_ld + row;
+          if (col < k_end) count = static_cast<int>(min64(VEC, a.M - row));
+        } else {
+          first = row * a.p_ld + col;
+          if (row < a.M && (!a.adapter || ad.id[i] == pass)) count = static_cast<int>(min64(VEC, k_end - col));
         }
-        store_vec(Ps + (P_COLS ? kk * LDP + i : i * LDP + kk), pv[it]);
+        if (count <= 0) first = 0;
+        put(ps + (P_COLS ? kk * LDP + i : i * LDP + kk), P + first, count < 0 ? 0 : count, a.vec_p);
       }
 #pragma unroll
       for (int it = 0; it < Q_IT; ++it) {
@@ -491,19 +487,65 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
         if (v >= Q_VECS) continue;
         int j, kk;
         q_coords(v, j, kk);
-        store_vec(Qs + (Q_T ? j * LDQ + kk : kk * LDQ + j), qv[it]);
+        const int64_t col = k0 + kk;
+        int count = 0;
+        int64_t first = 0;
+        if (Q_T) {
+          first = static_cast<int64_t>(j) * a.q_ld + col;
+          if (j < a.R) count = static_cast<int>(min64(VEC, k_end - col));
+        } else {
+          first = col * a.q_ld + j;
+          if (col < k_end) count = static_cast<int>(min64(VEC, static_cast<int64_t>(a.R) - j));
+        }
+        if (count <= 0) first = 0;
+        put(qs + (Q_T ? j * LDQ + kk : kk * LDQ + j), Q + first, count < 0 ? 0 : count, a.vec_q);
       }
     };
-    if (k_begin < k_end) fetch_chunk(k_begin);
-    for (int64_t k0 = k_begin; k0 < k_end; k0 += KC) {
-      stage_chunk(k0);
-      __syncthreads();
-      if (k0 + KC < k_end) fetch_chunk(k0 + KC);
-      acc.template mma<KC, P_COLS, Q_T>(Ps, LDP, Qs, LDQ);
-      __syncthreads();
+    // dropout on this thread's own P vectors of chunk c, once its copies have landed (before the barrier that
+    // publishes them); the flat index of an element of p is its index in x
+    auto drop = [&](int c) {
+      const int64_t k0 = k_begin + static_cast<int64_t>(c) * KC;
+      T* ps = Ps + (c % STAGES) * P_SIZE;
+#pragma unroll
+      for (int it = 0; it < P_IT; ++it) {
+        const int v = threadIdx.x + it * kThreads;
+        if (v >= P_VECS) continue;
+        int i, kk;
+        p_coords(v, i, kk);
+        const int64_t row = m0 + i, col = k0 + kk;
+        const int64_t first = P_COLS ? col * a.p_ld + row : row * a.p_ld + col;
+        const uint32_t keep = keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(first), VEC);
+        if ((keep & ((1u << VEC) - 1u)) == (1u << VEC) - 1u) continue;
+        T* dst = ps + (P_COLS ? kk * LDP + i : i * LDP + kk);
+        Vec16<T> u;
+        u.raw = *reinterpret_cast<const uint4*>(dst);
+#pragma unroll
+        for (int e = 0; e < VEC; ++e)
+          if (!((keep >> e) & 1u)) u.e[e] = zero_of<T>();
+        *reinterpret_cast<uint4*>(dst) = u.raw;
+      }
+    };
+    // prologue: chunks 0 .. STAGES-2 on their way; one commit group per chunk slot, empty ones included, so that
+    // "all but the newest STAGES-2 groups complete" always means "chunk c has landed"
+#pragma unroll
+    for (int c = 0; c < STAGES - 1; ++c) {
+      if (c < n_chunks) issue(c);
+      __pipeline_commit();
     }
-    pass = a.adapter ? ad.advance(pass) : -1;
+    for (int c = 0; c < n_chunks; ++c) {
+      __pipeline_wait_prior(STAGES - 2);
+      if (a.dropout) drop(c);
+      // publishes chunk c, and every thread is past the product of chunk c-1, whose stage the next issue reuses
+      __syncthreads();
+      if (c + STAGES - 1 < n_chunks) issue(c + STAGES - 1);
+      __pipeline_commit();
+      const int st = c % STAGES;
+      acc.template mma<KC, P_COLS, Q_T>(Ps + st * P_SIZE, LDP, Qs + st * Q_SIZE, LDQ);
+    }
+    __pipeline_wait_prior(0);
+    pass = a.adapter ? ad.advance(pass) : -1;  // advance() starts with a barrier: the stages are free again
   }
+  __syncthreads();
 
   // ---- partial tile -> global, then the last split block of this tile reduces ----
   const int64_t m_pad = a.m_tiles * BM;
@@ -529,8 +571,7 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
       if (row >= a.M) continue;
       float s = a.scale;
       if (a.adapter) s = ad.id[i] >= 0 ? a.adapter_scale[ad.id[i]] * a.scale : 0.0f;
-      float sum = 0.0f;
-      for (int sp = 0; sp < a.splits; ++sp) sum += __ldcg(a.partial + (static_cast<int64_t>(sp) * m_pad + row) * RP + j);
+      const float sum = sum_partials(a.partial + row * RP + j, static_cast<int64_t>(m_pad) * RP, a.splits);
       out[row * a.out_ld + j] = from_f<T>(sum * s);
     }
   } else if (a.mode == kGrad) {
@@ -539,8 +580,7 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
       const int i = v / R, j = v % R;
       const int64_t row = m0 + i;
       if (row >= a.M) continue;
-      float sum = 0.0f;
-      for (int sp = 0; sp < a.splits; ++sp) sum += __ldcg(a.partial + (static_cast<int64_t>(sp) * m_pad + row) * RP + j);
+      const float sum = sum_partials(a.partial + row * RP + j, static_cast<int64_t>(m_pad) * RP, a.splits);
       out[row * a.out_ld + j] += a.scale * sum;
     }
   } else {
@@ -549,8 +589,7 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP>()) skinny_kern
       const int j = v / BM, i = v % BM;  // consecutive threads write consecutive columns of out
       const int64_t row = m0 + i;
       if (row >= a.M) continue;
-      float sum = 0.0f;
-      for (int sp = 0; sp < a.splits; ++sp) sum += __ldcg(a.partial + (static_cast<int64_t>(sp) * m_pad + row) * RP + j);
+      const float sum = sum_partials(a.partial + row * RP + j, static_cast<int64_t>(m_pad) * RP, a.splits);
       out[static_cast<int64_t>(j) * a.out_ld + row] += a.scale * sum;
     }
   }
@@ -755,6 +794,57 @@ __global__ void __launch_bounds__(kThreads, 2) expand_kernel(const ExpandArgs a)
 }
 
 // ============================================================================================================
+// Elementwise kernels around the cuBLAS products (single-adapter path). Flat over n elements in 16-byte vectors,
+// grid-stride; a vector that would run past n, or operands that are not 16-byte aligned, go element by element.
+
+// out[i] = keep(i) ? in[i] : 0 (the rule of lora_dropout.h; the 1/(1-p') rescale is folded into the GEMM's alpha).
+// in may equal out (dx is masked in place), so no read-only loads.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) dropout_apply_kernel(const T* in, T* out, int64_t n, uint64_t seed,
+                                                                 uint64_t offset, uint32_t p16, bool vec_ok) {
+  constexpr int VEC = vec_of<T>();
+  pdl_wait_and_release();
+  const int64_t n_vec = (n + VEC - 1) / VEC;
+  for (int64_t v = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x; v < n_vec;
+       v += static_cast<int64_t>(gridDim.x) * kThreads) {
+    const int64_t first = v * VEC;
+    if (vec_ok && first + VEC <= n) {
+      // one Philox block covers 8 elements: one call per 16-byte vector of a 16-bit type, every other for fp32
+      const uint32_t keep = keep_bits(seed, offset, p16, static_cast<uint64_t>(first), VEC);
+      T vals[VEC];
+      load_vec_rw(in + first, vals);
+#pragma unroll
+      for (int e = 0; e < VEC; ++e)
+        if (!((keep >> e) & 1u)) vals[e] = zero_of<T>();
+      store_vec(out + first, vals);
+    } else {
+      for (int64_t i = first; i < n && i < first + VEC; ++i)
+        out[i] = lora_keep(seed, offset, static_cast<uint64_t>(i), p16) ? in[i] : zero_of<T>();
+    }
+  }
+}
+
+// y[t, n] = bias[n]: the start value the bias-less GEMM y = xs·Bᵀ accumulates onto (beta = 1).
+template <typename T>
+__global__ void __launch_bounds__(kThreads) bias_rows_kernel(const T* __restrict__ bias, T* __restrict__ y,
+                                                             int64_t rows, int64_t cols, bool vec_ok) {
+  constexpr int VEC = vec_of<T>();
+  pdl_wait_and_release();
+  const int64_t n = rows * cols, n_vec = (n + VEC - 1) / VEC;
+  for (int64_t v = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x; v < n_vec;
+       v += static_cast<int64_t>(gridDim.x) * kThreads) {
+    const int64_t first = v * VEC;
+    if (vec_ok && first + VEC <= n) {  // vec_ok: cols % VEC == 0, so a vector stays within one row
+      T vals[VEC];
+      load_vec(bias + first % cols, vals);
+      store_vec(y + first, vals);
+    } else {
+      for (int64_t i = first; i < n && i < first + VEC; ++i) y[i] = bias[i % cols];
+    }
+  }
+}
+
+// ============================================================================================================
 // merge_kernel: W[n, k] += scale · Σ_j B[n, j]·A[j, k]   (fp32 FMAs; runs once per deployment)
 template <typename T>
 __global__ void __launch_bounds__(kThreads) merge_kernel(T* __restrict__ w, int64_t d_out, int64_t d_in, int r,
@@ -806,7 +896,7 @@ int64_t align_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 int64_t elem_size(int dtype) { return dtype == F32 ? 4 : 2; }
 
-// Split of the K dimension of a skinny product: enough blocks to fill the GPU twice, but fp32 partials no
+// Split of the K dimension of a skinny product: enough blocks for one full wave, but fp32 partials no
 // larger than half of the bytes the split saves reading, and at least two K chunks per split.
 struct SkinnyPlan {
   int splits;
@@ -819,8 +909,8 @@ SkinnyPlan plan_skinny(int64_t M, int64_t K, int rp, int64_t esize, bool p_cols,
   const int kc = skinny_kc(static_cast<int>(esize), rp, p_cols, q_t);
   p.m_tiles = ceil_div(M, kSkBM);
   const int64_t chunks = ceil_div(K, kc);
-  // two blocks per SM (the launch bounds' minimum), so one wave keeps every SM streaming
-  const int64_t want = ceil_div(2LL * device_sm_count(), p.m_tiles);
+  // as many blocks as the launch bounds keep resident, so one wave keeps every SM streaming
+  const int64_t want = ceil_div(skinny_blocks_per_sm(rp, p_cols) * static_cast<int64_t>(device_sm_count()), p.m_tiles);
   const int64_t by_traffic = std::max<int64_t>(1, (K * esize) / (8LL * rp));
   const int64_t by_chunks = std::max<int64_t>(1, chunks / 2);
   const int64_t s = std::max<int64_t>(1, std::min<int64_t>({want, by_traffic, by_chunks, 32}));
@@ -834,40 +924,35 @@ constexpr int64_t kAlign = 256;
 struct ForwardLayout {
   SkinnyPlan shrink;
   int rp;
-  int64_t partial_off, xs_off, total;
+  int64_t partial_off, xs_off, xd_off, total;
 };
 
-// Scratch of one call inside the per-stream workspace (common/workspace.h): fp32 split-K partials, and xs when the
-// caller does not keep it (inference). Reused by the next call on the stream, which is ordered after this one.
-ForwardLayout forward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool has_xs) {
+// Scratch of one call inside the per-stream workspace (common/workspace.h), reused by the next call on the stream
+// (ordered after this one): xs when the caller does not keep it (inference); drop(x) for the cuBLAS path with
+// dropout; the fp32 split-K partials of the multi-adapter kernels.
+ForwardLayout forward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool has_xs, bool multi,
+                             bool dropout) {
   ForwardLayout l;
   l.rp = rank_pad(rank);
   l.shrink = plan_skinny(rows, d_in, l.rp, elem_size(dtype), false, true);
   l.partial_off = 0;
-  l.xs_off = align_up(l.partial_off + l.shrink.partial_floats() * l.rp * 4, kAlign);
-  l.total = has_xs ? l.xs_off : align_up(l.xs_off + rows * rank * elem_size(dtype), kAlign);
+  l.xs_off = multi ? align_up(l.shrink.partial_floats() * l.rp * 4, kAlign) : 0;
+  l.xd_off = has_xs ? l.xs_off : align_up(l.xs_off + rows * rank * elem_size(dtype), kAlign);
+  l.total = dropout && !multi ? align_up(l.xd_off + rows * d_in * elem_size(dtype), kAlign) : l.xd_off;
   return l;
 }
 
+// ds = dY·B and, with dropout, drop(x) for dA's product.
 struct BackwardLayout {
-  SkinnyPlan ds, db, da;
-  int rp;
-  int64_t tiles, ds_off, partial_off, total;
+  int64_t ds_off, xd_off, total;
 };
 
-// ds = dY·B and the partials of the three split products (run one after another, so they share one region).
-BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank) {
+BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool dropout) {
   BackwardLayout l;
   const int64_t es = elem_size(dtype);
-  l.rp = rank_pad(rank);
-  l.ds = plan_skinny(rows, d_out, l.rp, es, false, false);   // ds = dY·B: M = rows, K = d_out
-  l.db = plan_skinny(d_out, rows, l.rp, es, true, false);   // dB = dYᵀ·xs: M = d_out, K = rows
-  l.da = plan_skinny(d_in, rows, l.rp, es, true, false);    // dAᵀ = drop(x)ᵀ·ds: M = d_in, K = rows
-  l.tiles = std::max({l.ds.m_tiles, l.db.m_tiles, l.da.m_tiles});
-  const int64_t partial = std::max({l.ds.partial_floats(), l.db.partial_floats(), l.da.partial_floats()}) * l.rp * 4;
   l.ds_off = 0;
-  l.partial_off = align_up(l.ds_off + rows * rank * es, kAlign);
-  l.total = align_up(l.partial_off + partial, kAlign);
+  l.xd_off = align_up(rows * rank * es, kAlign);
+  l.total = dropout ? align_up(l.xd_off + rows * d_in * es, kAlign) : l.xd_off;
   return l;
 }
 
@@ -917,14 +1002,13 @@ void launch_kernel(void (*kernel)(KArgs...), dim3 grid, cudaStream_t stream, con
 }
 
 
-// The three operand layouts in use: (rows, Aᵀ) shrink, (rows, B) ds, (columns, xs/ds) dA and dB.
+// Only the multi-adapter shrink xs = x·Aᵀ (rows of x, A's rows) runs here now; the single-adapter products go to
+// cuBLAS (see the host side below).
 template <typename T, int RP>
 void launch_skinny_rp(const SkinnyArgs& a, cudaStream_t stream) {
   dim3 grid(static_cast<unsigned>(a.m_tiles), static_cast<unsigned>(a.splits));
   if (!a.p_cols && a.q_t) launch_kernel(skinny_kernel<T, RP, false, true>, grid, stream, "lora skinny_kernel", a);
-  else if (!a.p_cols && !a.q_t) launch_kernel(skinny_kernel<T, RP, false, false>, grid, stream, "lora skinny_kernel", a);
-  else if (a.p_cols && !a.q_t) launch_kernel(skinny_kernel<T, RP, true, false>, grid, stream, "lora skinny_kernel", a);
-  else fail_arg("lora: internal error, skinny layout (columns of P with Aᵀ) not instantiated");
+  else fail_arg("lora: internal error, skinny layout not instantiated");
 }
 
 template <typename T>
@@ -974,12 +1058,147 @@ void check_cuda_args(const char* fn, int dtype, int64_t rows, int64_t d_in, int6
   SA2VA_CHECK_ARG(p >= 0.0f && p < 1.0f, fn, ": dropout p must be in [0, 1), got ", p);
 }
 
+// ------------------------------------------------------------------------------------------------------------
+// cuBLAS for the single-adapter products.
+//
+// Why: the H200 profile and device times of our hand-written skinny/expand kernels (benchmarks/RESULTS.md, "Profile
+// of the first kernels") had them at 4-17 % of DRAM bandwidth, and a plain composition of cuBLAS calls (the
+// Unsloth-style baseline) beat them end to end. cuBLAS's kernels for these shapes (one GEMM dimension = r) are
+// near the memory roofline. What stays ours is what cuBLAS cannot do: the Philox dropout regenerated from a seed
+// (never stored), written transiently into the per-stream workspace; the in-place mask on dx; the bias start
+// value; the multi-adapter inference kernels; and the beta = 1 accumulation scheme (the caller's base GEMM adds
+// onto the buffer written here, and the gradients accumulate with beta = 1 in fp32).
+//
+// cuBLAS is loaded at run time (dlopen) rather than linked: the library then loads on machines without it (CPU
+// use, CUDA kernels of other modules) and needs no cuBLAS headers to build; in a process with libtorch on CUDA it
+// is the copy libtorch already loaded. The few declarations below are cuBLAS's ABI (cublas_api.h,
+// library_types.h). Row-major buffers are handed to column-major cuBLAS as their transposes.
+enum : int { kBlasOpN = 0, kBlasOpT = 1 };
+enum : int { kCudaR32F = 0, kCudaR16F = 2, kCudaR16BF = 14 };
+constexpr int kBlasCompute32F = 68;  // CUBLAS_COMPUTE_32F: fp32 accumulation, no TF32 (fp32's 1e-5 contract)
+constexpr int kBlasGemmDefault = -1;
+
+int cuda_type_of(int dtype) { return dtype == F32 ? kCudaR32F : dtype == F16 ? kCudaR16F : kCudaR16BF; }
+
+#ifdef SA2VA_CUDA_EMULATION
+// Emulation (native/src/test/cpp): a reference column-major GemmEx with fp32 accumulation, so that the operand
+// layouts, leading dimensions and transposes of the calls below are tested on the CPU.
+float blas_get(const void* p, int type, int64_t i) {
+  if (type == kCudaR32F) return static_cast<const float*>(p)[i];
+  if (type == kCudaR16F) return __half2float(static_cast<const __half*>(p)[i]);
+  return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+}
+void blas_put(void* p, int type, int64_t i, float v) {
+  if (type == kCudaR32F) static_cast<float*>(p)[i] = v;
+  else if (type == kCudaR16F) static_cast<__half*>(p)[i] = __float2half_rn(v);
+  else static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+}
+void blas_gemm(cudaStream_t, int ta, int tb, int m, int n, int k, float alpha, const void* A, int at, int lda,
+               const void* B, int bt, int ldb, float beta, void* C, int ct, int ldc, const char*) {
+  if (lda < (ta == kBlasOpN ? m : k) || ldb < (tb == kBlasOpN ? k : n) || ldc < m) {
+    std::fprintf(stderr, "emu: blas_gemm leading dimension too small\n");
+    std::abort();
+  }
+  for (int j = 0; j < n; ++j)
+    for (int i = 0; i < m; ++i) {
+      float acc = 0.0f;
+      for (int l = 0; l < k; ++l) {
+        const float av = blas_get(A, at, ta == kBlasOpN ? i + static_cast<int64_t>(l) * lda : l + static_cast<int64_t>(i) * lda);
+        const float bv = blas_get(B, bt, tb == kBlasOpN ? l + static_cast<int64_t>(j) * ldb : j + static_cast<int64_t>(l) * ldb);
+        acc += av * bv;
+      }
+      const int64_t c = i + static_cast<int64_t>(j) * ldc;
+      blas_put(C, ct, c, alpha * acc + (beta != 0.0f ? beta * blas_get(C, ct, c) : 0.0f));
+    }
+}
+#else
+struct BlasApi {
+  int (*create)(void**) = nullptr;
+  int (*set_stream)(void*, cudaStream_t) = nullptr;
+  int (*gemm_ex)(void*, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
+                 const void*, void*, int, int, int, int) = nullptr;
+  std::string error;
+};
+
+const BlasApi& blas_api() {
+  static const BlasApi api = [] {
+    BlasApi b;
+    void* lib = nullptr;
+    for (const char* name : {"libcublas.so.13", "libcublas.so.12", "libcublas.so"}) {
+      lib = dlopen(name, RTLD_NOW | RTLD_NOLOAD);  // the copy libtorch loaded, if any
+      if (!lib) lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (lib) break;
+    }
+    if (!lib) {
+      b.error = "libcublas.so.13 / .12 not found (load libtorch for CUDA first, or put cuBLAS on LD_LIBRARY_PATH)";
+      return b;
+    }
+    b.create = reinterpret_cast<decltype(b.create)>(dlsym(lib, "cublasCreate_v2"));
+    b.set_stream = reinterpret_cast<decltype(b.set_stream)>(dlsym(lib, "cublasSetStream_v2"));
+    b.gemm_ex = reinterpret_cast<decltype(b.gemm_ex)>(dlsym(lib, "cublasGemmEx"));
+    if (!b.create || !b.set_stream || !b.gemm_ex) b.error = "cuBLAS found but without cublasCreate_v2/SetStream_v2/GemmEx";
+    return b;
+  }();
+  return api;
+}
+
+// One handle per (thread, device): cuBLAS handles must not be used by two threads at once.
+void* blas_handle(const BlasApi& api) {
+  thread_local std::map<int, void*> handles;
+  int dev = 0;
+  SA2VA_CUDA_CHECK(cudaGetDevice(&dev));
+  void*& h = handles[dev];
+  if (!h) {
+    const int st = api.create(&h);
+    if (st != 0) {
+      h = nullptr;
+      throw std::runtime_error(str_cat("lora: cublasCreate failed with status ", st));
+    }
+  }
+  return h;
+}
+
+void blas_gemm(cudaStream_t stream, int ta, int tb, int m, int n, int k, float alpha, const void* A, int at, int lda,
+               const void* B, int bt, int ldb, float beta, void* C, int ct, int ldc, const char* what) {
+  const BlasApi& api = blas_api();
+  if (!api.error.empty()) throw std::runtime_error(str_cat("lora (", what, "): ", api.error));
+  void* h = blas_handle(api);
+  int st = api.set_stream(h, stream);
+  if (st == 0)
+    st = api.gemm_ex(h, ta, tb, m, n, k, &alpha, A, at, lda, B, bt, ldb, &beta, C, ct, ldc, kBlasCompute32F,
+                     kBlasGemmDefault);
+  if (st != 0)
+    throw std::runtime_error(str_cat("lora (", what, "): cublasGemmEx failed with status ", st, " (m=", m, " n=", n,
+                                     " k=", k, ")"));
+}
+#endif
+
+int blas_dim(int64_t v, const char* what) {
+  SA2VA_CHECK_ARG(v <= INT32_MAX, "lora: ", what, " = ", v, " exceeds cuBLAS's 32-bit dimensions");
+  return static_cast<int>(v);
+}
+
+// Elementwise launches: enough blocks for a few waves, the rest by grid stride.
+dim3 elementwise_grid(int64_t n, int vec) {
+  const int64_t blocks = ceil_div(ceil_div(n, vec), kThreads);
+  return dim3(static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(blocks, 8LL * device_sm_count()))));
+}
+
 template <typename T>
-void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
-                   const void* A, const void* B, const void* bias, float scale, const int64_t* adapter_index,
-                   int64_t n_adapters, const float* adapter_scales, float p, uint64_t seed, uint64_t offset,
-                   void* xs, void* y, cudaStream_t stream) {
-  const ForwardLayout l = forward_layout(dtype, rows, d_in, rank, xs != nullptr);
+void launch_dropout_apply(const void* in, void* out, int64_t n, uint64_t seed, uint64_t offset, uint32_t p16,
+                          cudaStream_t stream) {
+  const bool vec_ok = aligned16(in) && aligned16(out);
+  launch_kernel(dropout_apply_kernel<T>, elementwise_grid(n, vec_of<T>()), stream, "lora dropout_apply_kernel",
+                static_cast<const T*>(in), static_cast<T*>(out), n, seed, offset, p16, vec_ok);
+}
+
+// Multi-adapter inference: our kernels (cuBLAS has no per-row choice of operand).
+template <typename T>
+void forward_multi_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
+                         const void* A, const void* B, const void* bias, const int64_t* adapter_index,
+                         int64_t n_adapters, const float* adapter_scales, float p, uint64_t seed, uint64_t offset,
+                         void* xs, void* y, cudaStream_t stream) {
+  const ForwardLayout l = forward_layout(dtype, rows, d_in, rank, xs != nullptr, true, p > 0.0f);
   const StreamWorkspace ws = stream_workspace(stream, static_cast<size_t>(l.shrink.m_tiles), static_cast<size_t>(l.total));
   char* w = static_cast<char*>(ws.scratch);
   if (!xs) xs = w + l.xs_off;
@@ -991,7 +1210,7 @@ void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t
   s.dropout = p16 != 0; s.p16 = p16; s.seed = seed; s.offset = offset;
   s.adapter = adapter_index; s.n_adapters = n_adapters; s.adapter_scale = adapter_scales;
   // the dropout rescale 1/(1-p') is folded into the row scale, so kept values are never rounded twice
-  s.scale = (adapter_index ? 1.0f : scale) * lora_dropout_scale(p16);
+  s.scale = lora_dropout_scale(p16);
   s.partial = reinterpret_cast<float*>(w + l.partial_off);
   s.counters = ws.counters;
   s.mode = kRows; s.out = xs; s.out_ld = rank;
@@ -1006,51 +1225,76 @@ void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t
   launch_expand<T>(e, stream);
 }
 
+// Single adapter (training and inference):
+//   [dropout]  Xd = keep⊙x                      (workspace; with p = 0 cuBLAS reads x itself)
+//   xs = s/(1-p')·Xd·Aᵀ                          GemmEx(T, N): m = r, n = rows, k = d_in, rounded once to the dtype
+//   y  = xs·Bᵀ (+ bias)                          GemmEx(T, N): m = d_out, n = rows, k = r; with a bias, beta = 1
+//                                                onto rows of bias written first
+template <typename T>
+void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
+                   const void* A, const void* B, const void* bias, float scale, float p, uint64_t seed,
+                   uint64_t offset, void* xs, void* y, cudaStream_t stream) {
+  const uint32_t p16 = lora_dropout_p16(p);
+  const ForwardLayout l = forward_layout(dtype, rows, d_in, rank, xs != nullptr, false, p16 != 0);
+  const StreamWorkspace ws = stream_workspace(stream, 1, static_cast<size_t>(l.total));
+  char* w = static_cast<char*>(ws.scratch);
+  if (!xs) xs = w + l.xs_off;
+  const int ct = cuda_type_of(dtype);
+  const int R = blas_dim(rank, "rank"), T_ = blas_dim(rows, "rows"), DI = blas_dim(d_in, "d_in"),
+            DO = blas_dim(d_out, "d_out");
+  blas_dim(rows * std::max(d_in, d_out), "rows x d");
+  const void* xin = x;
+  if (p16 != 0) {
+    void* xd = w + l.xd_off;
+    launch_dropout_apply<T>(x, xd, rows * d_in, seed, offset, p16, stream);
+    xin = xd;
+  }
+  blas_gemm(stream, kBlasOpT, kBlasOpN, R, T_, DI, scale * lora_dropout_scale(p16), A, ct, DI, xin, ct, DI, 0.0f, xs,
+            ct, R, "xs = s·drop(x)·Aᵀ");
+  float beta = 0.0f;
+  if (bias) {
+    constexpr int VEC = vec_of<T>();
+    const bool vec_ok = aligned16(bias) && aligned16(y) && d_out % VEC == 0;
+    launch_kernel(bias_rows_kernel<T>, elementwise_grid(rows * d_out, VEC), stream, "lora bias_rows_kernel",
+                  static_cast<const T*>(bias), static_cast<T*>(y), rows, d_out, vec_ok);
+    beta = 1.0f;
+  }
+  blas_gemm(stream, kBlasOpT, kBlasOpN, DO, T_, R, 1.0f, B, ct, R, xs, ct, R, beta, y, ct, DO, "y = xs·Bᵀ + bias");
+}
+
+// Backward (single adapter), all products by cuBLAS with fp32 accumulation:
+//   ds  = dY·B                     GemmEx(N, N): m = r, n = rows, k = d_out          (workspace, dtype)
+//   dB += dYᵀ·xs                   GemmEx(N, T): m = r, n = d_out, k = rows, beta = 1 (fp32)
+//   dA += s/(1-p')·dsᵀ·(keep⊙x)    GemmEx(N, T): m = d_in, n = r, k = rows, beta = 1 (fp32; keep⊙x regenerated)
+//   dx  = s/(1-p')·(ds·A), then ⊙keep in place   GemmEx(N, N): m = d_in, n = rows, k = r
 template <typename T>
 void backward_typed(const void* x, const void* dy, const void* xs, int dtype, int64_t rows, int64_t d_in,
                     int64_t d_out, int64_t rank, const void* A, const void* B, float scale, float p, uint64_t seed,
                     uint64_t offset, float* gA, float* gB, void* dx, cudaStream_t stream) {
-  const BackwardLayout l = backward_layout(dtype, rows, d_in, d_out, rank);
-  const StreamWorkspace ws = stream_workspace(stream, static_cast<size_t>(l.tiles), static_cast<size_t>(l.total));
+  const uint32_t p16 = lora_dropout_p16(p);
+  const BackwardLayout l = backward_layout(dtype, rows, d_in, rank, p16 != 0);
+  const StreamWorkspace ws = stream_workspace(stream, 1, static_cast<size_t>(l.total));
   char* w = static_cast<char*>(ws.scratch);
   void* ds = w + l.ds_off;
-  float* partial = reinterpret_cast<float*>(w + l.partial_off);
-  unsigned* counters = ws.counters;
-  const uint32_t p16 = lora_dropout_p16(p);
-  const float kscale = lora_dropout_scale(p16);
+  const float s = scale * lora_dropout_scale(p16);
+  const int ct = cuda_type_of(dtype);
+  const int R = blas_dim(rank, "rank"), T_ = blas_dim(rows, "rows"), DI = blas_dim(d_in, "d_in"),
+            DO = blas_dim(d_out, "d_out");
+  blas_dim(rows * std::max(d_in, d_out), "rows x d");
 
-  // ds = dY·B
-  SkinnyArgs s{};
-  s.p = dy; s.p_ld = d_out; s.p_cols = false; s.M = rows; s.K = d_out;
-  s.q = B; s.q_ld = rank; s.q_t = false; s.R = static_cast<int>(rank);
-  s.scale = 1.0f; s.partial = partial; s.counters = counters;
-  s.mode = kRows; s.out = ds; s.out_ld = rank;
-  launch_skinny<T>(s, l.ds, l.rp, stream);
-
-  // dB += dYᵀ·xs
-  SkinnyArgs b{};
-  b.p = dy; b.p_ld = d_out; b.p_cols = true; b.M = d_out; b.K = rows;
-  b.q = xs; b.q_ld = rank; b.q_t = false; b.R = static_cast<int>(rank);
-  b.scale = 1.0f; b.partial = partial; b.counters = counters;
-  b.mode = kGrad; b.out = gB; b.out_ld = rank;
-  launch_skinny<T>(b, l.db, l.rp, stream);
-
-  // dA += s/(1-p')·(ds ᵀ·keep⊙x), computed as its transpose over the columns of x
-  SkinnyArgs g{};
-  g.p = x; g.p_ld = d_in; g.p_cols = true; g.M = d_in; g.K = rows;
-  g.q = ds; g.q_ld = rank; g.q_t = false; g.R = static_cast<int>(rank);
-  g.dropout = p16 != 0; g.p16 = p16; g.seed = seed; g.offset = offset;
-  g.scale = scale * kscale; g.partial = partial; g.counters = counters;
-  g.mode = kGradT; g.out = gA; g.out_ld = d_in;
-  launch_skinny<T>(g, l.da, l.rp, stream);
-
-  // dx = s/(1-p')·(ds·A) ⊙ keep
-  ExpandArgs e{};
-  e.s = ds; e.s_ld = rank; e.M = rows; e.N = d_in; e.R = static_cast<int>(rank);
-  e.q = A; e.q_ld = d_in; e.q_t = false;
-  e.dropout = p16 != 0; e.p16 = p16; e.seed = seed; e.offset = offset;
-  e.scale = scale * kscale; e.out = dx; e.out_ld = d_in; e.accumulate = false;
-  launch_expand<T>(e, stream);
+  blas_gemm(stream, kBlasOpN, kBlasOpN, R, T_, DO, 1.0f, B, ct, R, dy, ct, DO, 0.0f, ds, ct, R, "ds = dY·B");
+  blas_gemm(stream, kBlasOpN, kBlasOpT, R, DO, T_, 1.0f, xs, ct, R, dy, ct, DO, 1.0f, gB, kCudaR32F, R,
+            "dB += dYᵀ·xs");
+  const void* xin = x;
+  if (p16 != 0) {
+    void* xd = w + l.xd_off;
+    launch_dropout_apply<T>(x, xd, rows * d_in, seed, offset, p16, stream);
+    xin = xd;
+  }
+  blas_gemm(stream, kBlasOpN, kBlasOpT, DI, R, T_, s, xin, ct, DI, ds, ct, R, 1.0f, gA, kCudaR32F, DI,
+            "dA += s·dsᵀ·drop(x)");
+  blas_gemm(stream, kBlasOpN, kBlasOpN, DI, T_, R, s, A, ct, DI, ds, ct, R, 0.0f, dx, ct, DI, "dx = s·(ds·A)");
+  if (p16 != 0) launch_dropout_apply<T>(dx, dx, rows * d_in, seed, offset, p16, stream);
 }
 
 }  // namespace
@@ -1067,10 +1311,14 @@ void lora_forward_cuda(const void* x, int dtype, int64_t rows, int64_t d_in, int
   SA2VA_CHECK_ARG(!adapter_index || (n_adapters >= 1 && adapter_scales), fn,
                   ": adapter_index needs n_adapters >= 1 and adapter_scales");
   switch (dtype) {
-#define SA2VA_LORA_FWD(DT, T)                                                                                    \
-  case DT:                                                                                                       \
-    forward_typed<T>(x, dtype, rows, d_in, d_out, rank, lora_a, lora_b, bias, scale, adapter_index, n_adapters, \
-                     adapter_scales, dropout_p, seed, offset, xs, y, stream);                                      \
+#define SA2VA_LORA_FWD(DT, T)                                                                                      \
+  case DT:                                                                                                         \
+    if (adapter_index)                                                                                             \
+      forward_multi_typed<T>(x, dtype, rows, d_in, d_out, rank, lora_a, lora_b, bias, adapter_index, n_adapters,   \
+                             adapter_scales, dropout_p, seed, offset, xs, y, stream);                              \
+    else                                                                                                           \
+      forward_typed<T>(x, dtype, rows, d_in, d_out, rank, lora_a, lora_b, bias, scale, dropout_p, seed, offset, xs, \
+                       y, stream);                                                                                 \
     break;
     SA2VA_LORA_FWD(F32, float)
     SA2VA_LORA_FWD(F16, __half)

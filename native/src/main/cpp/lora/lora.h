@@ -7,6 +7,12 @@
 // the caller runs those through libtorch (cuBLAS on CUDA) with beta = 1 onto the buffer written here, so the
 // LoRA term costs one extra write and one extra read of the output instead of PEFT's 4-6 extra passes.
 //
+// On CUDA the single-adapter low-rank products themselves are cuBLAS GEMMs too (cublasGemmEx, fp32 accumulation,
+// loaded at run time from the process's libcublas), because our hand-written skinny kernels ran at 4-17 % of
+// DRAM bandwidth on the H200 where cuBLAS is near the roofline (benchmarks/RESULTS.md). Ours remain: the Philox
+// dropout (regenerated from the seed, applied to a transient copy of x in the per-stream workspace and in place on
+// dx), the bias start value, and the multi-adapter kernels (a per-row choice of adapter cuBLAS cannot express).
+//
 // Layout: every matrix is row-major and contiguous; x is [rows, d_in] (rows = all leading dims flattened).
 // dtype is F32, F16 or BF16 (F64 on the CPU only) for x, dY, W-sized outputs, A, B and xs; accumulation is fp32
 // (fp64 for F64). Gradients of A and B are fp32 (fp64 for F64) and are ACCUMULATED (+=), like torch's .grad.

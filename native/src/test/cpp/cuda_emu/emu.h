@@ -52,6 +52,10 @@ struct State {
   void* arg = nullptr;
   const void* sched_stack_bottom = nullptr;
   size_t sched_stack_size = 0;
+  // cp.async emulation (cuda_pipeline.h): per thread, the copies of the open group and the committed groups
+  struct Copy { void* dst; const void* src; size_t bytes, zfill; };
+  std::vector<std::vector<Copy>> open_group;
+  std::vector<std::vector<std::vector<Copy>>> committed;
 };
 
 inline State& st() {
@@ -125,6 +129,8 @@ inline void run_block(int threads, void (*body)(void*), void* arg) {
   s.shfl[0].assign(threads, {});
   s.shfl[1].assign(threads, {});
   s.shfl_seq.assign(threads, 0);
+  s.open_group.assign(threads, {});
+  s.committed.assign(threads, {});
   for (int i = 0; i < threads; ++i) {
     getcontext(&s.ctx[i]);
     s.ctx[i].uc_stack.ss_sp = s.stacks[i].data();

@@ -34,7 +34,7 @@ import org.bytedeco.pytorch.global.torch_cuda;
  * repetitions after warm-up. JMH ({@link LoraBench}) gives the host-inclusive time of the same calls.
  *
  * <pre>java dev.sa2va.bench.LoraDeviceTimes OUT.jsonl [--quick]
- * java dev.sa2va.bench.LoraDeviceTimes --one D_IN D_OUT RANK TOKENS   (5 fwd+bwd calls, nothing else: for ncu)</pre>
+ * java dev.sa2va.bench.LoraDeviceTimes --one D_IN D_OUT RANK TOKENS   (8 fwd+bwd calls, nothing else: for ncu)</pre>
  * One JSON object per line: {"impl","op","d_in","d_out","rank","tokens","dropout","pdl","us"}. Ops: fwd, bwd, fwdbwd
  * (the layer), kfwd, kbwd (our kernels alone, no GEMM), and for impl torch fwd, dx (plain GEMMs) and fwd_acc, dx_acc
  * (the same GEMMs with beta = 1 onto a written output, as the layer runs them).
@@ -84,7 +84,9 @@ public final class LoraDeviceTimes {
             Tensor x = Torch.randn(ScalarType.Float, d, tokens, dIn).to(ScalarType.BFloat16);
             Tensor dy = Torch.randn(ScalarType.Float, d, tokens, dOut).to(ScalarType.BFloat16);
             LoraLinear l = LoraBench.LoraShapes.layer(w, rank, 0.05, d);
-            for (int i = 0; i < 5; i++) {
+            // 8 steps of ~13 launches each (dropout, cuBLAS low-rank GEMMs, base GEMMs): enough for ncu's
+            // --launch-skip 50 --launch-count 24 in benchmarks/lora-gpu.sh to see whole steps after warm-up
+            for (int i = 0; i < 8; i++) {
                 try (PointerScope s = new PointerScope()) {
                     LoraLinear.Saved sv = l.forwardTrain(x);
                     l.backward(sv, dy).close();

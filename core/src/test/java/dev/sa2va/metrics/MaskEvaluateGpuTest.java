@@ -134,7 +134,7 @@ class MaskEvaluateGpuTest {
         for (long[] sz : sizes) {
             long n = sz[0], p = sz[1], m = n * p;
             float[] zf = Torch.toFloats(Torch.randn(ScalarType.Float, CPU, m + 8).mul(Torch.scalar(2.0)));
-            zf[8 + (int) p + 3] = Float.NaN;  // sample 1 (or 0) of the views below: an invalid prediction
+            zf[8 + (int) (n > 1 ? p : 0) + 3] = Float.NaN;  // sample 1 (sample 0 when n = 1) of the views below: invalid
             byte[] yb = Torch.toBytes(binary(0.3, m + 8));
             yb[8 + (int) (m - 1)] = 2;        // the last sample: an invalid target
             Tensor z = Torch.fromFloats(zf, m + 8), y = Torch.fromBytes(yb, m + 8);

@@ -256,24 +256,8 @@ __device__ __forceinline__ uint32_t logit_chunk(const float* v, float thr, uint3
 template <typename PT> constexpr int batch_of() { return std::is_same<PT, float>::value ? 2 : 4; }
 
 // ---- the pass kernel -----------------------------------------------------------------------------------------
-// Code paths of float statistics on the vector path, one instantiation each: every kernel holds only the per-pixel
-// code it runs (a loop body of tens of kilobytes of instructions, most of them never executed, costs instruction
-// fetches, at the start of every block above all).
-enum StatsPath : int {
-  PATH_COUNTS = 0,  // logits, counts only (confusion()): no sigmoid
-  PATH_SOFT = 1,    // logits, soft sums, no BCE (rewards)
-  PATH_GENERAL = 2  // probabilities, BCE, and every mode and prediction type other than float statistics
-};
-
-// The per-sample epilogue, outside the kernels: it runs in one thread per sample, and inlined it would add its
-// double-precision code (divisions, pow) to every instantiation.
-static __device__ __noinline__ void finish_sample(const MaskTotals& t, int64_t n, int64_t N, int64_t P, int mode,
-                                           bool float_pred, bool normalize_policy, const MaskSpec& s,
-                                           const MaskOut& o) {
-  mask_finish(t, n, N, P, mode, float_pred, normalize_policy, s, o);
-}
-
-template <int MODE, typename PT, bool VEC, int PATH>
+// SOFT = false (statistics of float predictions when only counts are wanted, e.g. confusion()): no sigmoid.
+template <int MODE, typename PT, bool VEC, bool SOFT>
 __global__ void __launch_bounds__(kThreads) mask_pass_kernel(const Args a) {
   constexpr bool kFloatPred = !(std::is_same<PT, uint8_t>::value || std::is_same<PT, PackedTag>::value);
   const int64_t n = blockIdx.x / a.bps;
@@ -316,10 +300,10 @@ __global__ void __launch_bounds__(kThreads) mask_pass_kernel(const Args a) {
           if constexpr (kFloatPred) {
             float v[8];
             decode(raw[j], v);
-            if constexpr (PATH != PATH_GENERAL) {
-              // The common cases (rewards and counts of logits): the lean per-pixel code.
+            if (logits && !a.want_bce) {
+              // The common case (rewards and counts of logits): the lean per-pixel code below.
               float sp = 0.0f, spy = 0.0f;
-              h = logit_chunk<PATH == PATH_SOFT>(v, a.threshold, y, in, sp, spy, badp);
+              h = logit_chunk<SOFT>(v, a.threshold, y, in, sp, spy, badp);
               f0 += spy;
               f1 += sp;
             } else {
@@ -434,7 +418,7 @@ __global__ void __launch_bounds__(kThreads) mask_pass_kernel(const Args a) {
     tot.f[0] = acc.v[6];
     tot.f[1] = acc.v[7];
     tot.f[2] = acc.v[8];
-    finish_sample(tot, n, a.n, a.p, MODE, kFloatPred, a.normalize != 0, a.spec, a.out);
+    mask_finish(tot, n, a.n, a.p, MODE, kFloatPred, a.normalize != 0, a.spec, a.out);
   }
 }
 
@@ -442,11 +426,11 @@ inline bool aligned_to(const void* p, uintptr_t k) { return p == nullptr || rein
 inline bool is_u8_kind(int kind) { return kind == MASK_U8 || kind == MASK_U8_NONZERO; }
 
 // Resident blocks per SM of one kernel instantiation (asked once).
-template <int MODE, typename PT, bool VEC, int PATH>
+template <int MODE, typename PT, bool VEC, bool SOFT>
 int resident_blocks() {
   static int cached = [] {
     int b = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, mask_pass_kernel<MODE, PT, VEC, PATH>, kThreads, 0) !=
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, mask_pass_kernel<MODE, PT, VEC, SOFT>, kThreads, 0) !=
         cudaSuccess) {
       cudaGetLastError();
       b = 0;
@@ -464,9 +448,9 @@ inline int64_t blocks_per_sample(int64_t n, int64_t chunks, int64_t resident_tot
   return bps < 1 ? 1 : (bps > max_bps ? max_bps : bps);
 }
 
-template <int MODE, typename PT, bool VEC, int PATH>
+template <int MODE, typename PT, bool VEC, bool SOFT>
 void launch_typed(Args a, cudaStream_t stream) {
-  const int64_t target_blocks = static_cast<int64_t>(device_sm_count()) * resident_blocks<MODE, PT, VEC, PATH>();
+  const int64_t target_blocks = static_cast<int64_t>(device_sm_count()) * resident_blocks<MODE, PT, VEC, SOFT>();
   const int64_t bps = blocks_per_sample(a.n, a.pitch, target_blocks);
   a.bps = bps;
   SA2VA_CHECK_ARG(a.n * bps <= INT_MAX, "mask pass: too many samples for one launch (", a.n, ")");
@@ -476,22 +460,21 @@ void launch_typed(Args a, cudaStream_t stream) {
     a.counters = ws.counters;
     a.partials = static_cast<double*>(ws.scratch);
   }
-  SA2VA_LAUNCH(static_cast<unsigned>(a.n * bps), kThreads, stream, mask_pass_kernel<MODE, PT, VEC, PATH>)(a);
+  SA2VA_LAUNCH(static_cast<unsigned>(a.n * bps), kThreads, stream, mask_pass_kernel<MODE, PT, VEC, SOFT>)(a);
   SA2VA_CUDA_CHECK_LAUNCH("mask_pass_kernel");
 }
 
-// path: a StatsPath (only the vector path of float statistics has more than PATH_GENERAL).
+// soft: the soft sums are wanted (only the vector path of float statistics skips them).
 template <int MODE, typename PT>
-void launch_vec(const Args& a, bool vec, int path, cudaStream_t stream) {
+void launch_vec(const Args& a, bool vec, bool soft, cudaStream_t stream) {
   constexpr bool kFloatStats = MODE == MODE_STATS && !(std::is_same<PT, uint8_t>::value || std::is_same<PT, PackedTag>::value);
   if (!vec) {
-    launch_typed<MODE, PT, false, PATH_GENERAL>(a, stream);
+    launch_typed<MODE, PT, false, true>(a, stream);
   } else if constexpr (kFloatStats) {
-    if (path == PATH_COUNTS) launch_typed<MODE, PT, true, PATH_COUNTS>(a, stream);
-    else if (path == PATH_SOFT) launch_typed<MODE, PT, true, PATH_SOFT>(a, stream);
-    else launch_typed<MODE, PT, true, PATH_GENERAL>(a, stream);
+    if (soft) launch_typed<MODE, PT, true, true>(a, stream);
+    else launch_typed<MODE, PT, true, false>(a, stream);
   } else {
-    launch_typed<MODE, PT, true, PATH_GENERAL>(a, stream);
+    launch_typed<MODE, PT, true, true>(a, stream);
   }
 }
 
@@ -511,18 +494,17 @@ void launch(Args a, int pred_dtype, cudaStream_t stream) {
   else if (a.pred_kind != MASK_PACKED) vec = vec && aligned_to(a.pred, 8);
   if (is_u8_kind(a.target_kind)) vec = vec && aligned_to(a.target, 8);
   if (is_u8_kind(a.roi_kind)) vec = vec && aligned_to(a.roi, 8);
-  int path = PATH_GENERAL;
-  if (MODE == MODE_STATS && a.pred_kind == PRED_LOGITS && !a.want_bce) path = needs_soft(a) ? PATH_SOFT : PATH_COUNTS;
+  const bool soft = MODE != MODE_STATS || needs_soft(a);
   if (float_pred) {
     switch (pred_dtype) {
-      case F32: launch_vec<MODE, float>(a, vec, path, stream); break;
-      case F16: launch_vec<MODE, f16_t>(a, vec, path, stream); break;
-      case BF16: launch_vec<MODE, bf16_t>(a, vec, path, stream); break;
+      case F32: launch_vec<MODE, float>(a, vec, soft, stream); break;
+      case F16: launch_vec<MODE, f16_t>(a, vec, soft, stream); break;
+      case BF16: launch_vec<MODE, bf16_t>(a, vec, soft, stream); break;
       default: fail_arg(str_cat("mask pass: logits dtype ", dtype_name(pred_dtype), " not supported"));
     }
   } else if constexpr (MODE == MODE_STATS) {
-    if (a.pred_kind == MASK_PACKED) launch_vec<MODE, PackedTag>(a, vec, PATH_GENERAL, stream);
-    else launch_vec<MODE, uint8_t>(a, vec, PATH_GENERAL, stream);
+    if (a.pred_kind == MASK_PACKED) launch_vec<MODE, PackedTag>(a, vec, true, stream);
+    else launch_vec<MODE, uint8_t>(a, vec, true, stream);
   }
 }
 

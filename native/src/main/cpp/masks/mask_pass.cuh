@@ -219,10 +219,10 @@ __device__ __forceinline__ uint32_t logit_chunk(const float* v, float thr, uint3
     float p[8];
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
-      const float x = v[k];
-      const float e = ex2_ftz(-fabsf(x) * 1.4426950408889634f);  // exp(-|x|)
-      const float r = rcp_ftz(1.0f + e);
-      p[k] = x >= 0.0f ? r : e * r;  // NaN x: e = NaN, so p = NaN
+      // 1 / (1 + exp(-x)) without range fix-ups: x < -88 gives exp(-x) = +inf and p = 0 (the true value is below
+      // 1e-38), x = +inf gives 1, x = -inf gives 0, NaN stays NaN. Two SFU operations and two others per pixel.
+      const float e = ex2_ftz(v[k] * -1.4426950408889634f);  // exp(-x)
+      p[k] = rcp_ftz(1.0f + e);
     }
     const uint32_t iy = in & y;
     if (in == 0xffu) {
@@ -237,7 +237,9 @@ __device__ __forceinline__ uint32_t logit_chunk(const float* v, float thr, uint3
       }
     }
 #pragma unroll
-    for (int k = 0; k < 8; ++k) spy += ((iy >> k) & 1u) ? p[k] : 0.0f;
+    for (int k = 0; k < 8; ++k) {
+      if ((iy >> k) & 1u) spy += p[k];  // a predicated add
+    }
   } else {
 #pragma unroll
     for (int k = 0; k < 8; ++k) any += v[k];
@@ -256,8 +258,47 @@ __device__ __forceinline__ uint32_t logit_chunk(const float* v, float thr, uint3
 template <typename PT> constexpr int batch_of() { return std::is_same<PT, float>::value ? 2 : 4; }
 
 // ---- the pass kernel -----------------------------------------------------------------------------------------
-// SOFT = false (statistics of float predictions when only counts are wanted, e.g. confusion()): no sigmoid.
-template <int MODE, typename PT, bool VEC, bool SOFT>
+// The end of every pass kernel: the block's totals, then (last block of the sample, or the only one) the
+// per-sample epilogue. LOSSES: the supervised-loss part of the epilogue may be wanted.
+template <int MODE, bool kFloatPred, bool LOSSES>
+__device__ __forceinline__ void finish_block(const Args& a, int64_t n, int64_t part, DSums<kAcc> acc) {
+  acc = block_sum<kAcc, kThreads>(acc);
+  if (a.bps > 1) {
+    if (threadIdx.x == 0) {
+      double* dst = a.partials + (n * a.bps + part) * kAcc;
+#pragma unroll
+      for (int k = 0; k < kAcc; ++k) dst[k] = acc.v[k];
+    }
+    if (!last_block_arrive(a.counters + n, static_cast<unsigned>(a.bps))) return;
+    DSums<kAcc> t;
+#pragma unroll
+    for (int k = 0; k < kAcc; ++k) t.v[k] = 0.0;
+    for (int64_t b = threadIdx.x; b < a.bps; b += kThreads) {
+      const double* src = a.partials + (n * a.bps + b) * kAcc;
+#pragma unroll
+      for (int k = 0; k < kAcc; ++k) t.v[k] += load_cg(src + k);
+    }
+    acc = block_sum<kAcc, kThreads>(t);
+    if (threadIdx.x == 0) a.counters[n] = 0u;
+  }
+  if (threadIdx.x == 0) {
+    MaskTotals tot;
+    tot.tp = static_cast<int64_t>(acc.v[0]);
+    tot.fp = static_cast<int64_t>(acc.v[1]);
+    tot.fn = static_cast<int64_t>(acc.v[2]);
+    tot.cnt = static_cast<int64_t>(acc.v[3]);
+    tot.bad_target = static_cast<int64_t>(acc.v[4]);
+    tot.bad_pred = static_cast<int64_t>(acc.v[5]);
+    tot.f[0] = acc.v[6];
+    tot.f[1] = acc.v[7];
+    tot.f[2] = acc.v[8];
+    if constexpr (LOSSES) mask_finish(tot, n, a.n, a.p, MODE, kFloatPred, a.normalize != 0, a.spec, a.out);
+    else mask_finish_scores(tot, n, a.n, a.p, MODE, kFloatPred, a.normalize != 0, a.spec, a.out);
+  }
+}
+
+// Every mode and input kind; the vector path of logits without BCE (rewards, confusion()) has its own kernel below.
+template <int MODE, typename PT, bool VEC>
 __global__ void __launch_bounds__(kThreads) mask_pass_kernel(const Args a) {
   constexpr bool kFloatPred = !(std::is_same<PT, uint8_t>::value || std::is_same<PT, PackedTag>::value);
   const int64_t n = blockIdx.x / a.bps;
@@ -300,20 +341,12 @@ __global__ void __launch_bounds__(kThreads) mask_pass_kernel(const Args a) {
           if constexpr (kFloatPred) {
             float v[8];
             decode(raw[j], v);
-            if (logits && !a.want_bce) {
-              // The common case (rewards and counts of logits): the lean per-pixel code below.
-              float sp = 0.0f, spy = 0.0f;
-              h = logit_chunk<SOFT>(v, a.threshold, y, in, sp, spy, badp);
-              f0 += spy;
-              f1 += sp;
-            } else {
-              FloatChunk fc = stats_float_chunk(v, 8, logits, a.threshold, y, in, a.want_bce != 0, a.pos_weight);
-              h = fc.hbits;
-              badp += fc.bad;
-              f0 += fc.spy;
-              f1 += fc.sp;
-              f2 += fc.bce;
-            }
+            FloatChunk fc = stats_float_chunk(v, 8, logits, a.threshold, y, in, a.want_bce != 0, a.pos_weight);
+            h = fc.hbits;
+            badp += fc.bad;
+            f0 += fc.spy;
+            f1 += fc.sp;
+            f2 += fc.bce;
           } else if constexpr (std::is_same<PT, PackedTag>::value) {
             h = raw[j].q & 0xffu;
           } else {
@@ -388,50 +421,87 @@ __global__ void __launch_bounds__(kThreads) mask_pass_kernel(const Args a) {
   }
   DSums<kAcc> acc{{static_cast<double>(tp), static_cast<double>(fp), static_cast<double>(fn), static_cast<double>(cnt),
                    static_cast<double>(bad), static_cast<double>(badp), f0, f1, f2}};
-  acc = block_sum<kAcc, kThreads>(acc);
-  if (a.bps > 1) {
-    if (threadIdx.x == 0) {
-      double* dst = a.partials + (n * a.bps + part) * kAcc;
+  finish_block<MODE, kFloatPred, true>(a, n, part, acc);
+}
+
+// ---- the reward kernel ---------------------------------------------------------------------------------------
+// MODE_STATS of logits on the vector path without BCE: rewards (evaluate, sample-and-score's scores) and
+// confusion(). The general kernel carries every mode's per-pixel code, ~100 KB of instructions per instantiation
+// with the loop body alone tens of KB (readelf of the sm_90 cubin), and on the H200 it streamed at ~1.7 TB/s even
+// from L2 with ~10 us of fixed cost per call; this one holds only the lean per-pixel code and the scores'
+// epilogue, and indexes rows with 32-bit offsets from per-row base pointers (P < 2^31, so chunks < 2^28).
+template <typename PT> constexpr int pred_vec_bytes() {
+  return std::is_same<PT, float>::value ? 32 : std::is_same<PT, uint8_t>::value ? 8 : std::is_same<PT, PackedTag>::value ? 1 : 16;
+}
+__device__ __forceinline__ int64_t mask_vec_bytes(int kind) { return kind == MASK_PACKED ? 1 : 8; }
+
+template <typename PT, bool SOFT>
+__global__ void __launch_bounds__(kThreads) reward_kernel(const Args a) {
+  const int bps = static_cast<int>(a.bps);
+  const int n = static_cast<int>(blockIdx.x) / bps;
+  const int part = static_cast<int>(blockIdx.x) - n * bps;
+  const int chunks = static_cast<int>(a.pitch);
+  const int64_t trow = n / static_cast<int>(a.group);
+  const void* prow = static_cast<const char*>(a.pred) + static_cast<int64_t>(n) * chunks * pred_vec_bytes<PT>();
+  const bool has_t = a.target_kind != MASK_NONE, has_r = a.roi_kind != MASK_NONE;
+  const uint8_t* trow_p = has_t ? a.target + trow * chunks * mask_vec_bytes(a.target_kind) : nullptr;
+  const uint8_t* rrow_p = has_r ? a.roi + trow * chunks * mask_vec_bytes(a.roi_kind) : nullptr;
+  uint32_t tp = 0, fp = 0, fn = 0, cnt = 0, bad = 0, badp = 0;
+  double f0 = 0.0, f1 = 0.0;
+  constexpr int kBatch = batch_of<PT>();
+  const int stride = bps * kThreads;
+  for (int c0 = part * kThreads + static_cast<int>(threadIdx.x); c0 < chunks; c0 += kBatch * stride) {
+    RawPred<PT> raw[kBatch];
+    uint2 traw[kBatch], rraw[kBatch];
+    // every load of the batch before any math
 #pragma unroll
-      for (int k = 0; k < kAcc; ++k) dst[k] = acc.v[k];
+    for (int j = 0; j < kBatch; ++j) {
+      const int c = c0 + j * stride;
+      traw[j] = make_uint2(0u, 0u);
+      rraw[j] = make_uint2(0u, 0u);
+      if (c < chunks) {
+        ld_raw(prow, c, raw[j]);
+        if (has_t) traw[j] = ld_raw_mask(trow_p, a.target_kind, c);
+        if (has_r) rraw[j] = ld_raw_mask(rrow_p, a.roi_kind, c);
+      }
     }
-    if (!last_block_arrive(a.counters + n, static_cast<unsigned>(a.bps))) return;
-    DSums<kAcc> t;
 #pragma unroll
-    for (int k = 0; k < kAcc; ++k) t.v[k] = 0.0;
-    for (int64_t b = threadIdx.x; b < a.bps; b += kThreads) {
-      const double* src = a.partials + (n * a.bps + b) * kAcc;
-#pragma unroll
-      for (int k = 0; k < kAcc; ++k) t.v[k] += load_cg(src + k);
+    for (int j = 0; j < kBatch; ++j) {
+      if (c0 + j * stride >= chunks) break;
+      uint32_t y = 0, in = 0xffu;
+      if (has_t) y = raw_mask_bits(traw[j], a.target_kind, bad);
+      if (has_r) in &= raw_mask_bits(rraw[j], a.roi_kind, bad);
+      float v[8];
+      decode(raw[j], v);
+      float sp = 0.0f, spy = 0.0f;
+      const uint32_t h = logit_chunk<SOFT>(v, a.threshold, y, in, sp, spy, badp);
+      if constexpr (SOFT) {
+        f0 += spy;
+        f1 += sp;
+      }
+      if (has_t) {
+        const ChunkCounts cc = count_bits(h, y, in);
+        tp += cc.tp;
+        fp += cc.fp;
+        fn += cc.fn;
+        cnt += cc.cnt;
+      }
     }
-    acc = block_sum<kAcc, kThreads>(t);
-    if (threadIdx.x == 0) a.counters[n] = 0u;
   }
-  if (threadIdx.x == 0) {
-    MaskTotals tot;
-    tot.tp = static_cast<int64_t>(acc.v[0]);
-    tot.fp = static_cast<int64_t>(acc.v[1]);
-    tot.fn = static_cast<int64_t>(acc.v[2]);
-    tot.cnt = static_cast<int64_t>(acc.v[3]);
-    tot.bad_target = static_cast<int64_t>(acc.v[4]);
-    tot.bad_pred = static_cast<int64_t>(acc.v[5]);
-    tot.f[0] = acc.v[6];
-    tot.f[1] = acc.v[7];
-    tot.f[2] = acc.v[8];
-    mask_finish(tot, n, a.n, a.p, MODE, kFloatPred, a.normalize != 0, a.spec, a.out);
-  }
+  DSums<kAcc> acc{{static_cast<double>(tp), static_cast<double>(fp), static_cast<double>(fn), static_cast<double>(cnt),
+                   static_cast<double>(bad), static_cast<double>(badp), f0, f1, 0.0}};
+  finish_block<MODE_STATS, true, false>(a, n, part, acc);
 }
 
 inline bool aligned_to(const void* p, uintptr_t k) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % k == 0; }
 inline bool is_u8_kind(int kind) { return kind == MASK_U8 || kind == MASK_U8_NONZERO; }
 
 // Resident blocks per SM of one kernel instantiation (asked once).
-template <int MODE, typename PT, bool VEC, bool SOFT>
+template <auto KERNEL>
 int resident_blocks() {
   static int cached = [] {
     int b = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, mask_pass_kernel<MODE, PT, VEC, SOFT>, kThreads, 0) !=
-        cudaSuccess) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, KERNEL, kThreads, 0) != cudaSuccess) {
       cudaGetLastError();
       b = 0;
     }
@@ -448,9 +518,10 @@ inline int64_t blocks_per_sample(int64_t n, int64_t chunks, int64_t resident_tot
   return bps < 1 ? 1 : (bps > max_bps ? max_bps : bps);
 }
 
-template <int MODE, typename PT, bool VEC, bool SOFT>
-void launch_typed(Args a, cudaStream_t stream) {
-  const int64_t target_blocks = static_cast<int64_t>(device_sm_count()) * resident_blocks<MODE, PT, VEC, SOFT>();
+// One launch of a pass kernel: one wave of N x bps blocks, and the stream workspace when a sample has several.
+template <auto KERNEL>
+void launch_kernel(Args a, cudaStream_t stream) {
+  const int64_t target_blocks = static_cast<int64_t>(device_sm_count()) * resident_blocks<KERNEL>();
   const int64_t bps = blocks_per_sample(a.n, a.pitch, target_blocks);
   a.bps = bps;
   SA2VA_CHECK_ARG(a.n * bps <= INT_MAX, "mask pass: too many samples for one launch (", a.n, ")");
@@ -460,21 +531,25 @@ void launch_typed(Args a, cudaStream_t stream) {
     a.counters = ws.counters;
     a.partials = static_cast<double*>(ws.scratch);
   }
-  SA2VA_LAUNCH(static_cast<unsigned>(a.n * bps), kThreads, stream, mask_pass_kernel<MODE, PT, VEC, SOFT>)(a);
+  SA2VA_LAUNCH(static_cast<unsigned>(a.n * bps), kThreads, stream, KERNEL)(a);
   SA2VA_CUDA_CHECK_LAUNCH("mask_pass_kernel");
 }
 
-// soft: the soft sums are wanted (only the vector path of float statistics skips them).
+// soft: the soft sums are wanted (the reward kernel skips them for counts only).
 template <int MODE, typename PT>
 void launch_vec(const Args& a, bool vec, bool soft, cudaStream_t stream) {
   constexpr bool kFloatStats = MODE == MODE_STATS && !(std::is_same<PT, uint8_t>::value || std::is_same<PT, PackedTag>::value);
   if (!vec) {
-    launch_typed<MODE, PT, false, true>(a, stream);
+    launch_kernel<mask_pass_kernel<MODE, PT, false>>(a, stream);
   } else if constexpr (kFloatStats) {
-    if (soft) launch_typed<MODE, PT, true, true>(a, stream);
-    else launch_typed<MODE, PT, true, false>(a, stream);
+    if (a.pred_kind == PRED_LOGITS && !a.want_bce) {
+      if (soft) launch_kernel<reward_kernel<PT, true>>(a, stream);
+      else launch_kernel<reward_kernel<PT, false>>(a, stream);
+    } else {
+      launch_kernel<mask_pass_kernel<MODE, PT, true>>(a, stream);
+    }
   } else {
-    launch_typed<MODE, PT, true, true>(a, stream);
+    launch_kernel<mask_pass_kernel<MODE, PT, true>>(a, stream);
   }
 }
 

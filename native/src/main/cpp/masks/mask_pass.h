@@ -255,17 +255,24 @@ SA2VA_HD float ratio_or_empty(double num, double den, bool empty_nan) {
   return static_cast<float>(num / den);
 }
 
-// Writes everything requested for sample n from its totals. float_pred: the soft sums come from float
-// predictions (else they equal the counts). Samples with invalid inputs get NaN scores and losses, so a bad
-// target can never pass as a plausible reward.
-SA2VA_HD void mask_finish(const MaskTotals& t, int64_t n, int64_t N, int64_t P, int mode, bool float_pred,
-                          bool normalize_policy, const MaskSpec& s, const MaskOut& o) {
+// The soft sums S = sum p*y, A = sum p and B = sum y of a sample's totals (the counts for binary predictions and
+// outside MODE_STATS).
+struct SoftSums { double spy, sp, sy; };
+SA2VA_HD SoftSums soft_sums(const MaskTotals& t, int mode, bool float_pred) {
+  const double tp = static_cast<double>(t.tp), fp = static_cast<double>(t.fp), fn = static_cast<double>(t.fn);
+  const bool soft = mode == MODE_STATS && float_pred;
+  return SoftSums{soft ? t.f[0] : tp, soft ? t.f[1] : tp + fp, tp + fn};
+}
+
+// mask_finish without the supervised losses (o.loss, o.coef ignored): the epilogue of the reward kernel, which
+// keeps the losses' double-precision code (pow) out of its instructions.
+SA2VA_HD void mask_finish_scores(const MaskTotals& t, int64_t n, int64_t N, int64_t P, int mode, bool float_pred,
+                                 bool normalize_policy, const MaskSpec& s, const MaskOut& o) {
   const double tp = static_cast<double>(t.tp), fp = static_cast<double>(t.fp), fn = static_cast<double>(t.fn);
   const double tn = static_cast<double>(t.cnt - t.tp - t.fp - t.fn);
   const bool stats_mode = mode == MODE_STATS;
-  const double spy = (stats_mode && float_pred) ? t.f[0] : tp;
-  const double sp = (stats_mode && float_pred) ? t.f[1] : tp + fp;
-  const double sy = tp + fn;
+  const SoftSums ss = soft_sums(t, mode, float_pred);
+  const double spy = ss.spy, sp = ss.sp, sy = ss.sy;
   const bool bad = t.bad_target != 0 || t.bad_pred != 0;
   if (o.confusion) {
     o.confusion[n * 4 + 0] = t.tp;
@@ -303,6 +310,14 @@ SA2VA_HD void mask_finish(const MaskTotals& t, int64_t n, int64_t N, int64_t P, 
     sc[SC_REWARD] = r;
     for (int k = 0; k < SC_ROWS; ++k) o.scores[k * N + n] = bad ? NAN : sc[k];
   }
+}
+
+// The supervised losses and their gradient coefficients of mask_finish (o.loss, o.coef).
+SA2VA_HD void mask_finish_losses(const MaskTotals& t, int64_t n, int64_t N, int mode, bool float_pred,
+                                 const MaskSpec& s, const MaskOut& o) {
+  const SoftSums ss = soft_sums(t, mode, float_pred);
+  const double spy = ss.spy, sp = ss.sp, sy = ss.sy;
+  const bool bad = t.bad_target != 0 || t.bad_pred != 0;
   if (o.loss || o.coef) {
     // Region losses on the soft sums S = sum p*y, A = sum p, B = sum y; their gradient w.r.t. p_i is
     // a + b*y_i (derivation in mask_stats.h).
@@ -337,6 +352,15 @@ SA2VA_HD void mask_finish(const MaskTotals& t, int64_t n, int64_t N, int64_t P, 
       o.coef[CO_BCE * N + n] = bad ? NAN : static_cast<float>(cnt > 0 ? wb / cnt : 0.0);
     }
   }
+}
+
+// Writes everything requested for sample n from its totals. float_pred: the soft sums come from float
+// predictions (else they equal the counts). Samples with invalid inputs get NaN scores and losses, so a bad
+// target can never pass as a plausible reward.
+SA2VA_HD void mask_finish(const MaskTotals& t, int64_t n, int64_t N, int64_t P, int mode, bool float_pred,
+                          bool normalize_policy, const MaskSpec& s, const MaskOut& o) {
+  mask_finish_scores(t, n, N, P, mode, float_pred, normalize_policy, s, o);
+  mask_finish_losses(t, n, N, mode, float_pred, s, o);
 }
 
 // Gradient of the supervised loss w.r.t. one logit inside the region: (a + b*y) * p(1-p) + c * dBCE/dz with

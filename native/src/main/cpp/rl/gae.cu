@@ -284,7 +284,7 @@ int pick_chunks(int64_t t, int64_t n, int algo, int sms) {
 // Shape of the register scan: LC steps per thread, K (a power of two) chunks per environment, E environments per
 // block; false when T is too long for one block per environment group.
 struct ScanShape { int lc, k, e; };
-bool pick_scan(int64_t t, int64_t n, ScanShape& sh) {
+bool pick_scan(int64_t t, int64_t n, int sms, ScanShape& sh) {
   const int64_t m = t * n;
   // Short chunks when the rollout is small (latency: the dependent chain is LC steps long), longer ones when it
   // is large (fewer threads, the same bytes in flight).
@@ -297,6 +297,9 @@ bool pick_scan(int64_t t, int64_t n, ScanShape& sh) {
   const int k = next_pow2((t + lc - 1) / lc);
   int e = std::min<int>(next_pow2(n), std::max(8, 256 / k));  // 8 envs = one 32-byte sector of a time row
   while (e > 1 && e * k > scan_max_threads(lc)) e >>= 1;
+  // Few environments (long T, small N, e.g. 2048x16: 4 blocks of 1024 threads, 11.8 us on the H200): fewer per
+  // block, so that more SMs share the loads and the scan; each block's issue slots, not bandwidth, bound it.
+  while (e > 1 && (n + e - 1) / e < sms / 2 && (e / 2) * k >= 32) e >>= 1;
   if (e * k < 32) e = 32 / k;  // whole warps: the block reductions shuffle with a full mask
   sh = ScanShape{lc, k, e};
   return true;
@@ -305,9 +308,8 @@ bool pick_scan(int64_t t, int64_t n, ScanShape& sh) {
 // algo 0 (auto) takes the register scan up to 8M elements; beyond, the older schedules (one thread per
 // environment for large N).
 bool use_scan(int64_t t, int64_t n, int algo, ScanShape& sh) {
-  if (algo == 3) return pick_scan(t, n, sh);
-  if (algo != 0 || t * n > (int64_t(8) << 20)) return false;
-  return pick_scan(t, n, sh);
+  if (algo != 3 && (algo != 0 || t * n > (int64_t(8) << 20))) return false;
+  return pick_scan(t, n, device_sm_count(), sh);
 }
 
 template <int LC>
@@ -327,25 +329,35 @@ int scan_resident(int threads) {
   return cache[lg] > 0 ? cache[lg] : 0;
 }
 
+// One launch of a GAE kernel with `blocks` blocks. Normalising passes get the stream workspace (`counters`
+// counters and one record of two doubles per block); `cooperative`: every block resident (grid barrier).
+void launch_gae(void (*kernel)(GaeArgs), GaeArgs a, int64_t blocks, dim3 block, size_t smem, size_t counters,
+                bool cooperative, cudaStream_t stream, const char* name) {
+  SA2VA_CHECK_ARG(blocks <= INT_MAX, "gae_cuda: too many environments (", a.n, ")");
+  if (a.normalize) {
+    StreamWorkspace ws = stream_workspace(stream, counters, static_cast<size_t>(blocks) * 2 * sizeof(double));
+    a.counter = ws.counters;
+    a.partials = static_cast<double*>(ws.scratch);
+  }
+  const dim3 grid(static_cast<unsigned>(blocks));
+  if (cooperative) {
+    void* args[] = {&a};
+    SA2VA_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kernel), grid, block, args, smem, stream));
+  } else {
+    kernel<<<grid, block, smem, stream>>>(a);
+  }
+  SA2VA_CUDA_CHECK_LAUNCH(name);
+}
+
 // Launches the register scan; false (nothing launched) when normalising needs more blocks than fit at once.
 template <int LC>
-bool launch_scan(GaeArgs a, const ScanShape& sh, cudaStream_t stream) {
+bool launch_scan(const GaeArgs& a, const ScanShape& sh, cudaStream_t stream) {
   const int threads = sh.e * sh.k;
   const int64_t blocks = (a.n + sh.e - 1) / sh.e;
-  const size_t smem = 2 * sizeof(float2) * threads;
-  if (a.normalize) {
-    if (blocks > static_cast<int64_t>(device_sm_count()) * scan_resident<LC>(threads)) return false;
-    StreamWorkspace ws = stream_workspace(stream, 3, static_cast<size_t>(blocks) * 2 * sizeof(double));
-    a.counter = ws.counters;  // arrivals, release flag, departures (grid_arrive)
-    a.partials = static_cast<double*>(ws.scratch);
-    void* args[] = {&a};
-    SA2VA_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(gae_scan_kernel<LC>),
-                                                 dim3(static_cast<unsigned>(blocks)), dim3(sh.e, sh.k), args, smem,
-                                                 stream));
-  } else {
-    gae_scan_kernel<LC><<<static_cast<unsigned>(blocks), dim3(sh.e, sh.k), smem, stream>>>(a);
-  }
-  SA2VA_CUDA_CHECK_LAUNCH("gae_scan_kernel");
+  if (a.normalize && blocks > static_cast<int64_t>(device_sm_count()) * scan_resident<LC>(threads)) return false;
+  // normalising: the cooperative grid barrier's three counters (arrivals, release flag, departures)
+  launch_gae(gae_scan_kernel<LC>, a, blocks, dim3(sh.e, sh.k), 2 * sizeof(float2) * threads, 3, a.normalize, stream,
+             "gae_scan_kernel");
   return true;
 }
 
@@ -372,14 +384,10 @@ void gae_cuda(const float* rewards, const float* values, const void* terminated,
                  lambda, eps, adv, norm_stats);
   SA2VA_CHECK_ARG(algo >= 0 && algo <= 3,
                   "gae_cuda: algo must be 0 (auto), 1 (per environment), 2 (chunked) or 3 (register scan)");
-  {
-    ScanShape sh{};
-    if (use_scan(t, n, algo, sh) && (int64_t(n) + sh.e - 1) / sh.e <= INT_MAX) {
-      GaeArgs a{rewards, values, terminated, term_dtype, truncated, trunc_dtype, trunc_values, bootstrap, t, n, gamma,
-                lambda, adv, ret, norm_stats != nullptr, eps, nullptr, nullptr, norm_stats};
-      if (try_scan(a, sh, stream)) return;
-    }
-  }
+  const GaeArgs a{rewards, values, terminated, term_dtype, truncated, trunc_dtype, trunc_values, bootstrap, t, n, gamma,
+                  lambda, adv, ret, norm_stats != nullptr, eps, nullptr, nullptr, norm_stats};
+  ScanShape sh{};
+  if (use_scan(t, n, algo, sh) && (int64_t(n) + sh.e - 1) / sh.e <= INT_MAX && try_scan(a, sh, stream)) return;
   // The two-pass schedules (and the register scan's fallback when normalising a grid too large to be resident).
   if (algo == 3) algo = 2;
   const int K = pick_chunks(t, n, algo, device_sm_count());
@@ -387,18 +395,8 @@ void gae_cuda(const float* rewards, const float* values, const void* terminated,
   int E = K == 1 ? std::min(256, std::max(32, next_pow2(n)))
                  : static_cast<int>(std::min<int64_t>(next_pow2(n), std::max(1, 256 / K)));
   if (E * K < 32) E = 32 / K;  // whole warps: the reductions shuffle with a full mask
-  const int64_t blocks = (n + E - 1) / E;
-  SA2VA_CHECK_ARG(blocks <= INT_MAX, "gae_cuda: too many environments (", n, ")");
-  GaeArgs a{rewards, values, terminated, term_dtype, truncated, trunc_dtype, trunc_values, bootstrap, t, n, gamma,
-            lambda, adv, ret, norm_stats != nullptr, eps, nullptr, nullptr, norm_stats};
-  if (norm_stats) {
-    StreamWorkspace ws = stream_workspace(stream, 1, static_cast<size_t>(blocks) * 2 * sizeof(double));
-    a.counter = ws.counters;
-    a.partials = static_cast<double*>(ws.scratch);
-  }
-  const size_t smem = K > 1 ? 2 * sizeof(float) * K * E : 0;
-  gae_kernel<<<static_cast<unsigned>(blocks), dim3(E, K), smem, stream>>>(a);
-  SA2VA_CUDA_CHECK_LAUNCH("gae_kernel");
+  launch_gae(gae_kernel, a, (n + E - 1) / E, dim3(E, K), K > 1 ? 2 * sizeof(float) * K * E : 0, 1, false, stream,
+             "gae_kernel");
   if (norm_stats) {
     const int64_t m = t * n;
     const int64_t nb = std::min<int64_t>((m + 255) / 256, static_cast<int64_t>(device_sm_count()) * 8);

@@ -3,7 +3,6 @@ package dev.sa2va.bench;
 import dev.sa2va.core.CudaStreams;
 import dev.sa2va.core.TensorCheck;
 import dev.sa2va.core.Torch;
-import dev.sa2va.kernels.BenchKernels;
 import dev.sa2va.kernels.LoraKernels;
 import dev.sa2va.lora.LoraLinear;
 import java.io.IOException;
@@ -11,16 +10,12 @@ import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Locale;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.cuda.CUDAEvent;
-import org.bytedeco.pytorch.cuda.CUDAStream;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.bytedeco.pytorch.global.torch_cuda;
@@ -47,13 +42,12 @@ public final class LoraDeviceTimes {
 
     private final Device device;
     private final PrintWriter out;
-    private final CUDAStream stream;
     private final Pointer rawStream;
+    private final BenchSupport.DeviceTimer timer = new BenchSupport.DeviceTimer(REPS, REPEATS);
 
     private LoraDeviceTimes(Device device, PrintWriter out) {
         this.device = device;
         this.out = out;
-        this.stream = torch_cuda.getCurrentCUDAStream((byte) 0);
         this.rawStream = CudaStreams.prepareLaunch(device, "gpu_sleep_cuda");
     }
 
@@ -103,42 +97,9 @@ public final class LoraDeviceTimes {
         void run();
     }
 
-    /**
-     * Median over repetitions of device microseconds per call. The sleep is 1.5x the host time of enqueuing the
-     * calls (measured once) plus 0.5 ms, so the GPU never waits for the host inside the timed span.
-     */
+    /** Median device microseconds per call ({@link BenchSupport.DeviceTimer}: sleep head start, events). */
     double deviceMicros(Call call) {
-        for (int i = 0; i < 3; i++) {
-            try (PointerScope s = new PointerScope()) {
-                call.run();
-            }
-        }
-        torch_cuda.device_synchronize();
-        long t0 = System.nanoTime();
-        try (PointerScope s = new PointerScope()) {
-            for (int i = 0; i < REPS; i++) {
-                call.run();
-            }
-        }
-        long hostNanos = System.nanoTime() - t0;
-        torch_cuda.device_synchronize();
-        long sleepNanos = Math.min(900_000_000L, hostNanos * 3 / 2 + 500_000);
-        List<Double> per = new ArrayList<>();
-        for (int r = 0; r < REPEATS; r++) {
-            try (PointerScope s = new PointerScope()) {
-                CUDAEvent start = new CUDAEvent(0), end = new CUDAEvent(0);  // flags 0: timing enabled
-                BenchKernels.gpu_sleep_cuda(sleepNanos, rawStream);
-                start.record(stream);
-                for (int i = 0; i < REPS; i++) {
-                    call.run();
-                }
-                end.record(stream);
-                end.synchronize();
-                per.add(1000.0 * start.elapsed_time(end) / REPS);
-            }
-        }
-        per.sort(Double::compare);
-        return per.get(per.size() / 2);
+        return timer.micros(call::run)[0];
     }
 
     /**

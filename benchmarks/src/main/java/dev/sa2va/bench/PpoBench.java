@@ -54,25 +54,40 @@ public class PpoBench {
         return config.equals("cleanrl") ? 40 : 17;
     }
 
+    /** A batch and configuration of one benchmark case (shared with RlDeviceTimes). */
+    record Inputs(PpoLoss.Batch batch, PpoLoss.Config config) {
+    }
+
+    /**
+     * Random inputs of shape {@code s} (rows x tokens) for {@code config}: {@code cleanrl} per-token values and
+     * entropy; {@code grpo} one advantage per row, a 90% mask and reference log-probabilities with KL 0.04.
+     */
+    static Inputs inputs(String config, Device d, long[] s) {
+        Tensor logp = Torch.randn(ScalarType.Float, d, s).sub(Torch.scalar(2.0));
+        Tensor old = logp.add(Torch.randn(ScalarType.Float, d, s).mul(Torch.scalar(0.1)));
+        if (config.equals("cleanrl")) {
+            return new Inputs(PpoLoss.Batch.of(logp, old, Torch.randn(ScalarType.Float, d, s))
+                    .withValues(Torch.randn(ScalarType.Float, d, s), Torch.randn(ScalarType.Float, d, s),
+                            Torch.randn(ScalarType.Float, d, s))
+                    .withEntropy(Torch.rand(ScalarType.Float, d, s)), PpoLoss.Config.CLEANRL);
+        }
+        if (!config.equals("grpo")) {
+            throw new IllegalArgumentException("config: cleanrl or grpo, got " + config);
+        }
+        return new Inputs(PpoLoss.Batch.of(logp, old, Torch.randn(ScalarType.Float, d, s[0]))
+                .withMask(Torch.rand(ScalarType.Float, d, s).lt(Torch.scalar(0.9)).to(ScalarType.Byte))
+                .withReference(logp.add(Torch.randn(ScalarType.Float, d, s).mul(Torch.scalar(0.1)))),
+                PpoLoss.Config.TRL_GRPO.withKl(0.04));
+    }
+
     @Setup(Level.Trial)
     public void setup() {
         Device d = BenchSupport.cudaOrFail();
         long[] s = BenchSupport.shape(size);
         Torch.seed(0);
-        Tensor logp = Torch.randn(ScalarType.Float, d, s).sub(Torch.scalar(2.0));
-        Tensor old = logp.add(Torch.randn(ScalarType.Float, d, s).mul(Torch.scalar(0.1)));
-        if (config.equals("cleanrl")) {
-            batch = PpoLoss.Batch.of(logp, old, Torch.randn(ScalarType.Float, d, s))
-                    .withValues(Torch.randn(ScalarType.Float, d, s), Torch.randn(ScalarType.Float, d, s),
-                            Torch.randn(ScalarType.Float, d, s))
-                    .withEntropy(Torch.rand(ScalarType.Float, d, s));
-            cfg = PpoLoss.Config.CLEANRL;
-        } else {
-            batch = PpoLoss.Batch.of(logp, old, Torch.randn(ScalarType.Float, d, s[0]))
-                    .withMask(Torch.rand(ScalarType.Float, d, s).lt(Torch.scalar(0.9)).to(ScalarType.Byte))
-                    .withReference(logp.add(Torch.randn(ScalarType.Float, d, s).mul(Torch.scalar(0.1))));
-            cfg = PpoLoss.Config.TRL_GRPO.withKl(0.04);
-        }
+        Inputs in = inputs(config, d, s);
+        batch = in.batch();
+        cfg = in.config();
         long half = s[0] * s[1] * bytesPerToken(config) / 2 / 4;
         copySrc = Torch.rand(ScalarType.Float, d, half);
         copyDst = Torch.empty(ScalarType.Float, d, half);

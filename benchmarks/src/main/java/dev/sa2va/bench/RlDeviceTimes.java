@@ -1,8 +1,6 @@
 package dev.sa2va.bench;
 
-import dev.sa2va.core.CudaStreams;
 import dev.sa2va.core.Torch;
-import dev.sa2va.kernels.BenchKernels;
 import dev.sa2va.metrics.BitMasks;
 import dev.sa2va.metrics.MaskMetrics;
 import dev.sa2va.metrics.MaskTargets;
@@ -14,25 +12,18 @@ import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Locale;
-import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.cuda.CUDAEvent;
-import org.bytedeco.pytorch.cuda.CUDAStream;
 import org.bytedeco.pytorch.global.torch.ScalarType;
-import org.bytedeco.pytorch.global.torch_cuda;
 
 /**
  * Device time and host time per call of the RL kernels on the shapes of RewardBench, MaskStatsBench, GaeBench and
  * PpoBench, to tell the kernel from the host cost that JMH's per-call time also contains.
  *
- * <p>Device time: a GPU sleep kernel gives the host a head start, then CUDA events bracket {@value #REPS} calls
- * (median of {@value #REPEATS}), as LoraDeviceTimes. Host time: enqueuing {@value #REPS} calls without waiting,
- * per call (the GPU is far ahead: it measures the Java side, JNI and the launch). Small inputs stay in L2 across
+ * <p>Device and host time per call: {@link BenchSupport.DeviceTimer} ({@value #REPS} calls queued behind a GPU sleep,
+ * median of {@value #REPEATS}), as LoraDeviceTimes. Small inputs stay in L2 across
  * calls, as in the JMH benchmarks.
  *
  * <pre>java dev.sa2va.bench.RlDeviceTimes OUT.jsonl [--only OP] [--size NxP]</pre>
@@ -49,13 +40,11 @@ public final class RlDeviceTimes {
     }
 
     private final PrintWriter out;
-    private final CUDAStream stream;
-    private final Pointer rawStream;
+    private final BenchSupport.DeviceTimer timer;
 
     private RlDeviceTimes(Device device, PrintWriter out) {
         this.out = out;
-        this.stream = torch_cuda.getCurrentCUDAStream((byte) 0);
-        this.rawStream = CudaStreams.prepareLaunch(device, "gpu_sleep_cuda");
+        this.timer = new BenchSupport.DeviceTimer(REPS, REPEATS);
     }
 
     public static void main(String[] args) throws IOException {
@@ -78,47 +67,12 @@ public final class RlDeviceTimes {
         System.out.println("wrote " + file);
     }
 
-    interface Call {
-        void run();
+    interface Call extends BenchSupport.Call {
     }
 
     /** {device µs, host µs} per call. */
     double[] micros(Call call) {
-        for (int i = 0; i < 3; i++) {
-            try (PointerScope s = new PointerScope()) {
-                call.run();
-            }
-        }
-        torch_cuda.device_synchronize();
-        long t0 = System.nanoTime();
-        try (PointerScope s = new PointerScope()) {
-            for (int i = 0; i < REPS; i++) {
-                call.run();
-            }
-        }
-        long hostNanos = System.nanoTime() - t0;
-        torch_cuda.device_synchronize();
-        long sleepNanos = Math.min(900_000_000L, hostNanos * 3 / 2 + 500_000);
-        List<Double> per = new ArrayList<>();
-        List<Double> host = new ArrayList<>();
-        for (int r = 0; r < REPEATS; r++) {
-            try (PointerScope s = new PointerScope()) {
-                CUDAEvent start = new CUDAEvent(0), end = new CUDAEvent(0);  // flags 0: timing enabled
-                BenchKernels.gpu_sleep_cuda(sleepNanos, rawStream);
-                start.record(stream);
-                long h0 = System.nanoTime();
-                for (int i = 0; i < REPS; i++) {
-                    call.run();
-                }
-                host.add((System.nanoTime() - h0) / 1000.0 / REPS);
-                end.record(stream);
-                end.synchronize();
-                per.add(1000.0 * start.elapsed_time(end) / REPS);
-            }
-        }
-        per.sort(Double::compare);
-        host.sort(Double::compare);
-        return new double[] {per.get(per.size() / 2), host.get(host.size() / 2)};
+        return timer.micros(call);
     }
 
     void emit(String op, String shape, String form, Call call, long bytes) {
@@ -203,24 +157,9 @@ public final class RlDeviceTimes {
             long[] s = BenchSupport.shape(size);
             for (String config : new String[] {"cleanrl", "grpo"}) {
                 try (PointerScope scope = new PointerScope()) {
-                    Tensor logp = Torch.randn(ScalarType.Float, d, s).sub(Torch.scalar(2.0));
-                    Tensor old = logp.add(Torch.randn(ScalarType.Float, d, s).mul(Torch.scalar(0.1)));
-                    PpoLoss.Batch batch;
-                    PpoLoss.Config cfg;
-                    if (config.equals("cleanrl")) {
-                        batch = PpoLoss.Batch.of(logp, old, Torch.randn(ScalarType.Float, d, s))
-                                .withValues(Torch.randn(ScalarType.Float, d, s), Torch.randn(ScalarType.Float, d, s),
-                                        Torch.randn(ScalarType.Float, d, s))
-                                .withEntropy(Torch.rand(ScalarType.Float, d, s));
-                        cfg = PpoLoss.Config.CLEANRL;
-                    } else {
-                        batch = PpoLoss.Batch.of(logp, old, Torch.randn(ScalarType.Float, d, s[0]))
-                                .withMask(Torch.rand(ScalarType.Float, d, s).lt(Torch.scalar(0.9)).to(ScalarType.Byte))
-                                .withReference(logp.add(Torch.randn(ScalarType.Float, d, s).mul(Torch.scalar(0.1))));
-                        cfg = PpoLoss.Config.TRL_GRPO.withKl(0.04);
-                    }
-                    PpoLoss.Batch b = batch;
-                    PpoLoss.Config c = cfg;
+                    PpoBench.Inputs in = PpoBench.inputs(config, d, s);
+                    PpoLoss.Batch b = in.batch();
+                    PpoLoss.Config c = in.config();
                     PpoLoss.Result res = PpoLoss.compute(b, c);
                     emit("ppo", size, config, () -> PpoLoss.compute(b, c, res),
                             s[0] * s[1] * PpoBench.bytesPerToken(config));

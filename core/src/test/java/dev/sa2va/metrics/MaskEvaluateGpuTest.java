@@ -159,6 +159,38 @@ class MaskEvaluateGpuTest {
         }
     }
 
+    /**
+     * The reward kernel's sigmoid 1 / (1 + exp(-x)) has no range fix-ups: logits far out in both tails, at the
+     * float exponent limits and infinite, with a region of interest and packed targets, must give the CPU's sums.
+     */
+    @Test
+    void rewardKernelExtremeLogits() {
+        Torch.seed(105);
+        float[] tails = {-1e30f, -200f, -104f, -88.8f, -87.3f, -30f, -17f, -0.0f, 0.0f, 1e-8f, 17f, 30f, 88.8f, 104f,
+            1e30f, Float.NEGATIVE_INFINITY, Float.POSITIVE_INFINITY};
+        long n = 4, p = 8 * 1031;
+        float[] zf = Torch.toFloats(Torch.randn(ScalarType.Float, CPU, n * p).mul(Torch.scalar(3.0)));
+        for (int i = 0; i < zf.length; i += 3) {
+            zf[i] = tails[(i / 3) % tails.length];
+        }
+        Tensor z = Torch.fromFloats(zf, n, p), y = binary(0.4, n, p), roi = binary(0.7, n, p);
+        for (ScalarType st : new ScalarType[] {ScalarType.Float, ScalarType.BFloat16, ScalarType.Half}) {
+            for (boolean packed : new boolean[] {false, true}) {
+                for (Tensor r : new Tensor[] {null, roi}) {
+                    String ctx = st + " packed=" + packed + " roi=" + (r != null);
+                    for (boolean soft : new boolean[] {false, true}) {
+                        Spec spec = Spec.DEFAULT.withSoft(soft);
+                        assertSame(MaskMetrics.evaluate(z.to(st), onDevice(y, r, packed, 1, CPU), spec),
+                                MaskMetrics.evaluate(z.to(CUDA, st), onDevice(y, r, packed, 1, CUDA), spec),
+                                ctx + " soft=" + soft);
+                    }
+                }
+            }
+            assertArrayEquals(Torch.toLongs(MaskMetrics.confusion(z.to(st), y)),
+                    Torch.toLongs(MaskMetrics.confusion(z.to(CUDA, st), y.to(CUDA, ScalarType.Byte))), st + " confusion");
+        }
+    }
+
     @Test
     void softScoresInvalidValuesAndMisalignedViews() {
         Torch.seed(102);

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Issue 4 (RL kernels) on the GPU host, from the repo root, after .ci/gpu/stage.sh and `bash .gpu/host.sh unpack`:
+#   OUT=<dir> bash benchmarks/rl-gpu.sh [all|tests|times|profile]
+# Writes into $OUT: gpu.txt, rl-tests.txt (MaskEvaluate/Rl/MaskMetrics GPU tests), rl-device.jsonl + rl-device.txt
+# (RlDeviceTimes: device and host time per call of every RL kernel shape); `profile` (also part of `all`) writes
+# rl-ncu.txt: ncu of the reward kernel at 8x262144 and 32x1M and of the GAE scan at 2048x16 (duration, DRAM and SM
+# throughput, occupancy, warp stall reasons). Every step has its own time limit; a failed step does not stop the
+# next. Expected on the H200: tests ~60 s, times ~60 s, profile ~60 s.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:?set OUT to the output directory}
+mkdir -p "$OUT"
+what=${1:-all}
+step() {  # step SECONDS LOGFILE COMMAND...
+  local limit=$1 log=$2; shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@" >> "$log" 2>&1
+  local rc=$?
+  echo "[rl-gpu] $* -> rc $rc in $((SECONDS - t0)) s" | tee -a "$log"
+}
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv > "$OUT/gpu.txt" 2>&1 || true
+git log -1 --format='commit %H %s' >> "$OUT/gpu.txt" 2>/dev/null || true
+case "$what" in
+  all|tests)
+    step 100 "$OUT/rl-tests.txt" bash .gpu/host.sh tests --include-classname '.*(MaskEvaluate|Rl|MaskMetrics)GpuTest' ;;
+esac
+case "$what" in
+  all|times)
+    step 100 "$OUT/rl-device.txt" bash .gpu/host.sh java dev.sa2va.bench.RlDeviceTimes "$OUT/rl-device.jsonl" ;;
+esac
+case "$what" in
+  all|profile)
+    # 3 kernels each (the first calls: warm-up, same code); RlDeviceTimes --only/--size runs just that shape
+    for spec in "evaluate 8x262144 reward_kernel" "evaluate 32x1048576 reward_kernel" "gae 2048x16 gae_scan_kernel"; do
+      set -- $spec
+      step 40 "$OUT/rl-ncu.txt" ncu --target-processes all --clock-control none -k "regex:$3" --launch-skip 2 \
+        --launch-count 1 --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
+        bash .gpu/host.sh java dev.sa2va.bench.RlDeviceTimes /tmp/rl-ncu.jsonl --only "$1" --size "$2"
+    done ;;
+esac

@@ -436,7 +436,7 @@ template <typename PT> constexpr int pred_vec_bytes() {
 __device__ __forceinline__ int64_t mask_vec_bytes(int kind) { return kind == MASK_PACKED ? 1 : 8; }
 
 template <typename PT, bool SOFT>
-__global__ void __launch_bounds__(kThreads) reward_kernel(const Args a) {
+__global__ void __launch_bounds__(kThreads, 4) reward_kernel(const Args a) {
   const int bps = static_cast<int>(a.bps);
   const int n = static_cast<int>(blockIdx.x) / bps;
   const int part = static_cast<int>(blockIdx.x) - n * bps;

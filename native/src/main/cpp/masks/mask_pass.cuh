@@ -435,6 +435,70 @@ template <typename PT> constexpr int pred_vec_bytes() {
 }
 __device__ __forceinline__ int64_t mask_vec_bytes(int kind) { return kind == MASK_PACKED ? 1 : 8; }
 
+// Per-thread totals of the reward kernel: counts (tp, fp, fn, cnt, invalid target, invalid prediction) and the
+// soft sums (sum p*y, sum p).
+struct RewardAcc { uint32_t c[6]; double f[2]; };
+
+// Sums over the warp, valid in lane 0: the counts by one reduction instruction each (exact in 32 bits: a warp
+// covers fewer than 2^31 pixels), the sums by shuffles in a fixed order.
+__device__ __forceinline__ void warp_reduce(RewardAcc& a) {
+#ifdef SA2VA_CUDA_EMULATION
+  for (int off = 16; off > 0; off >>= 1) {  // the same sums, one exchange of the whole struct per step
+    const RewardAcc o = emu_shfl_down_struct(a, off);
+    for (int k = 0; k < 6; ++k) a.c[k] += o.c[k];
+    for (int k = 0; k < 2; ++k) a.f[k] += o.f[k];
+  }
+#else
+#pragma unroll
+  for (int k = 0; k < 6; ++k) a.c[k] = __reduce_add_sync(0xffffffffu, a.c[k]);
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+#pragma unroll
+    for (int k = 0; k < 2; ++k) a.f[k] += __shfl_down_sync(0xffffffffu, a.f[k], off);
+  }
+#endif
+}
+
+// The block's totals in kAcc layout (tp, fp, fn, cnt, bad target, bad prediction, sum p*y, sum p, 0), in every
+// thread; component k summed over the warps by thread k, which also stores it to dst[k] when dst is not null
+// (the block's partial record, visible to the other blocks before the barrier returns). Smaller than block_sum
+// over kAcc doubles (no second warp reduction, no shuffles of the counts): this code runs cold at the start
+// of every block's epilogue.
+__device__ __forceinline__ DSums<kAcc> reward_block_totals(RewardAcc a, double* dst) {
+  __shared__ RewardAcc s_warp[kThreads / 32];
+  __shared__ DSums<kAcc> s_tot;
+  warp_reduce(a);
+  if ((threadIdx.x & 31) == 0) s_warp[threadIdx.x >> 5] = a;
+  __syncthreads();
+  if (threadIdx.x < kAcc) {
+    const int k = static_cast<int>(threadIdx.x);
+    double t = 0.0;
+    for (int w = 0; w < kThreads / 32; ++w) t += k < 6 ? static_cast<double>(s_warp[w].c[k]) : (k < 8 ? s_warp[w].f[k - 6] : 0.0);
+    s_tot.v[k] = t;
+    if (dst) {
+      dst[k] = t;
+      __threadfence();
+    }
+  }
+  __syncthreads();
+  return s_tot;
+}
+
+// The per-sample epilogue of the reward kernel (scores, statistics, confusion; never losses) from kAcc totals.
+__device__ __forceinline__ void finish_sample_scores(const Args& a, int64_t n, const DSums<kAcc>& acc) {
+  MaskTotals tot;
+  tot.tp = static_cast<int64_t>(acc.v[0]);
+  tot.fp = static_cast<int64_t>(acc.v[1]);
+  tot.fn = static_cast<int64_t>(acc.v[2]);
+  tot.cnt = static_cast<int64_t>(acc.v[3]);
+  tot.bad_target = static_cast<int64_t>(acc.v[4]);
+  tot.bad_pred = static_cast<int64_t>(acc.v[5]);
+  tot.f[0] = acc.v[6];
+  tot.f[1] = acc.v[7];
+  tot.f[2] = 0.0;
+  mask_finish_scores(tot, n, a.n, a.p, MODE_STATS, true, false, a.spec, a.out);
+}
+
 template <typename PT, bool SOFT>
 __global__ void __launch_bounds__(kThreads, 4) reward_kernel(const Args a) {
   const int bps = static_cast<int>(a.bps);
@@ -488,9 +552,29 @@ __global__ void __launch_bounds__(kThreads, 4) reward_kernel(const Args a) {
       }
     }
   }
-  DSums<kAcc> acc{{static_cast<double>(tp), static_cast<double>(fp), static_cast<double>(fn), static_cast<double>(cnt),
-                   static_cast<double>(bad), static_cast<double>(badp), f0, f1, 0.0}};
-  finish_block<MODE_STATS, true, false>(a, n, part, acc);
+  const RewardAcc ra{{tp, fp, fn, cnt, bad, badp}, {f0, f1}};
+  double* dst = bps > 1 ? a.partials + (static_cast<int64_t>(n) * bps + part) * kAcc : nullptr;
+  const DSums<kAcc> acc = reward_block_totals(ra, dst);
+  if (bps > 1) {
+    if (!last_block_arrive(a.counters + n, static_cast<unsigned>(bps))) return;
+    // the last block of the sample: one warp sums the partials (a few hundred records at most) in a fixed order
+    if (threadIdx.x >= 32) return;
+    DSums<kAcc> t;
+#pragma unroll
+    for (int k = 0; k < kAcc; ++k) t.v[k] = 0.0;
+    for (int b = static_cast<int>(threadIdx.x); b < bps; b += 32) {
+      const double* src = a.partials + (static_cast<int64_t>(n) * bps + b) * kAcc;
+#pragma unroll
+      for (int k = 0; k < kAcc; ++k) t.v[k] += load_cg(src + k);
+    }
+    warp_sum(t);
+    if (threadIdx.x == 0) {
+      a.counters[n] = 0u;
+      finish_sample_scores(a, n, t);
+    }
+  } else if (threadIdx.x == 0) {
+    finish_sample_scores(a, n, acc);
+  }
 }
 
 inline bool aligned_to(const void* p, uintptr_t k) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % k == 0; }

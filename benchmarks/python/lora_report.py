@@ -62,9 +62,12 @@ def main():
     ours = {}
     base_java = {}
     nopdl = {}
+    other = {}  # (impl, op, d_in, d_out, rank, tokens, p): the A/B rows of ours_cublas / ours_fused
     for r in dev:
         if r["impl"] == "torch":
             base_java[(r["op"], r["d_in"], r["d_out"], r["tokens"])] = r["us"]
+        elif r["impl"] != "ours":
+            other[(r["impl"], r["op"], r["d_in"], r["d_out"], r["rank"], r["tokens"], round(r["dropout"], 3))] = r["us"]
         elif r["pdl"]:
             ours[(r["op"], r["d_in"], r["d_out"], r["rank"], r["tokens"], round(r["dropout"], 3))] = r["us"]
         else:
@@ -142,6 +145,18 @@ def main():
                     print(f"| {d_in}x{d_out} | {t} | {rank} | {fmt(kf)} | {fmt(ff)} | {fmt(kf / ff if kf else None, 2)} | "
                           f"{fmt(kb)} | {fmt(fb)} | {fmt(kb / fb if kb else None, 2)} | "
                           f"{fmt(bfa / bf if bfa and bf else None, 3)} | {fmt(bda / bdx if bda and bdx else None, 3)} |")
+        print()
+
+    if other:
+        print("### Fused dropout (lowrank_kernel) vs cuBLAS for the products that read x (device µs, T = 4096)\n")
+        print("p = 0.05: ours (fused) against ours_cublas (keep⊙x through the workspace, cuBLAS GEMMs); p = 0: "
+              "ours (cuBLAS) against ours_fused (our kernel without a mask). kfwd / kbwd: our kernels alone.\n")
+        print("| d_in x d_out | r | p | op | default | other | other / default |")
+        print("|---|---|---|---|---|---|---|")
+        for (impl, op, d_in, d_out, rank, t, p), us in sorted(other.items(), key=lambda kv: (
+                min(kv[0][2:4]), kv[0][2], kv[0][4], -kv[0][6], kv[0][1])):
+            d = ours.get((op, d_in, d_out, rank, t, p))
+            print(f"| {d_in}x{d_out} | {rank} | {p} | {op} | {fmt(d)} | {fmt(us)} | {fmt(us / d if d else None, 2)} |")
         print()
 
     if nopdl:

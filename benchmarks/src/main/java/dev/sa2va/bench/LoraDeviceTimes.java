@@ -37,7 +37,9 @@ import org.bytedeco.pytorch.global.torch_cuda;
  * java dev.sa2va.bench.LoraDeviceTimes --one D_IN D_OUT RANK TOKENS   (8 fwd+bwd calls, nothing else: for ncu)</pre>
  * One JSON object per line: {"impl","op","d_in","d_out","rank","tokens","dropout","pdl","us"}. Ops: fwd, bwd, fwdbwd
  * (the layer), kfwd, kbwd (our kernels alone, no GEMM), and for impl torch fwd, dx (plain GEMMs) and fwd_acc, dx_acc
- * (the same GEMMs with beta = 1 onto a written output, as the layer runs them).
+ * (the same GEMMs with beta = 1 onto a written output, as the layer runs them). Impl ours_cublas (dropout 0.05) and
+ * ours_fused (dropout 0), T = 4096, r = 16 and 128: the layer with the other kernel for the products that read x
+ * (LoraKernels.lora_set_fused), for an A/B of the fused dropout on the same card.
  */
 public final class LoraDeviceTimes {
     static final int REPS = 20, REPEATS = 3;
@@ -145,7 +147,7 @@ public final class LoraDeviceTimes {
      * Our kernels without the cuBLAS GEMMs (ops "kfwd", "kbwd"): lora_forward_cuda and lora_backward_cuda on bf16
      * tensors, to set against their traffic floor (lora_report.py).
      */
-    void kernelsAlone(Tensor x, Tensor dy, long dIn, long dOut, int rank, int tokens, double p) {
+    void kernelsAlone(String impl, Tensor x, Tensor dy, long dIn, long dOut, int rank, int tokens, double p) {
         try (PointerScope scope = new PointerScope()) {
             Tensor a = Torch.randn(ScalarType.Float, device, rank, dIn).mul(Torch.scalar(1 / Math.sqrt(dIn)))
                     .to(ScalarType.BFloat16);
@@ -157,10 +159,10 @@ public final class LoraDeviceTimes {
             Tensor gB = Torch.zeros(ScalarType.Float, device, dOut, rank);
             int bf16 = TensorCheck.nativeDType(ScalarType.BFloat16);
             float s = 2.0f;
-            emit("ours", "kfwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() ->
+            emit(impl, "kfwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() ->
                     LoraKernels.lora_forward_cuda(x.data_ptr(), bf16, tokens, dIn, dOut, rank, a.data_ptr(), b.data_ptr(),
                             null, s, null, 0, null, (float) p, 1, 0, xs.data_ptr(), y.data_ptr(), rawStream)));
-            emit("ours", "kbwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() ->
+            emit(impl, "kbwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() ->
                     LoraKernels.lora_backward_cuda(x.data_ptr(), dy.data_ptr(), xs.data_ptr(), bf16, tokens, dIn, dOut,
                             rank, a.data_ptr(), b.data_ptr(), s, (float) p, 1, 0, gA.data_ptr(), gB.data_ptr(),
                             dx.data_ptr(), rawStream)));
@@ -207,7 +209,7 @@ public final class LoraDeviceTimes {
                             }));
                             LoraLinear.Saved kept = l.forwardTrain(x);
                             if (p == 0.05) {
-                                kernelsAlone(x, dy, dIn, dOut, rank, tokens, p);
+                                kernelsAlone("ours", x, dy, dIn, dOut, rank, tokens, p);
                             }
                             emit("ours", "bwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> l.backward(kept, dy).close()));
                             emit("ours", "fwdbwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> {
@@ -216,16 +218,30 @@ public final class LoraDeviceTimes {
                                 sv.output().close();
                                 sv.close();
                             }));
-                            if (p == 0.05 && tokens == 4096 && (rank == 16 || rank == 128)) {
-                                // the same calls without programmatic dependent launch, on the same card
-                                LoraKernels.lora_set_pdl(0);
-                                emit("ours", "fwdbwd", dIn, dOut, rank, tokens, p, false, deviceMicros(() -> {
-                                    LoraLinear.Saved sv = l.forwardTrain(x);
-                                    l.backward(sv, dy).close();
-                                    sv.output().close();
-                                    sv.close();
-                                }));
-                                LoraKernels.lora_set_pdl(-1);
+                            if (tokens == 4096 && (rank == 16 || rank == 128)) {
+                                // A/B on the same card: with dropout, the products that read x on cuBLAS with keep⊙x
+                                // through the workspace (impl ours_cublas) instead of our fused kernel; at p = 0, our
+                                // kernel instead of cuBLAS (impl ours_fused)
+                                String impl = p > 0 ? "ours_cublas" : "ours_fused";
+                                LoraKernels.lora_set_fused(p > 0 ? 0 : 2);
+                                try {
+                                    emit(impl, "fwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> {
+                                        LoraLinear.Saved sv = l.forwardTrain(x);
+                                        sv.output().close();
+                                        sv.close();
+                                    }));
+                                    emit(impl, "fwdbwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> {
+                                        LoraLinear.Saved sv = l.forwardTrain(x);
+                                        l.backward(sv, dy).close();
+                                        sv.output().close();
+                                        sv.close();
+                                    }));
+                                    if (p > 0) {
+                                        kernelsAlone(impl, x, dy, dIn, dOut, rank, tokens, p);
+                                    }
+                                } finally {
+                                    LoraKernels.lora_set_fused(-1);
+                                }
                             }
                             kept.close();
                             l.close();

@@ -148,15 +148,18 @@ def main():
         print()
 
     if other:
-        print("### Fused dropout (lowrank_kernel) vs cuBLAS for the products that read x (device µs, T = 4096)\n")
-        print("p = 0.05: ours (fused) against ours_cublas (keep⊙x through the workspace, cuBLAS GEMMs); p = 0: "
-              "ours (cuBLAS) against ours_fused (our kernel without a mask). kfwd / kbwd: our kernels alone.\n")
-        print("| d_in x d_out | r | p | op | default | other | other / default |")
-        print("|---|---|---|---|---|---|---|")
+        print("### Fused dropout vs cuBLAS for the products the dropout touches (device µs, T = 4096)\n")
+        print("default: the layer as shipped (p = 0.05: xs, dA by lowrank_kernel, dx's term by masked_expand_kernel; "
+              "p = 0: cuBLAS). other: ours_cublas = everything on cuBLAS with keep⊙x through the workspace and the "
+              "in-place mask on dx; ours_dx_cublas = only dx's term on cuBLAS + mask; ours_fused = lowrank_kernel at "
+              "p = 0. kfwd / kbwd: our kernels alone, without the base GEMMs.\n")
+        print("| d_in x d_out | r | p | op | default | other | impl | other / default |")
+        print("|---|---|---|---|---|---|---|---|")
         for (impl, op, d_in, d_out, rank, t, p), us in sorted(other.items(), key=lambda kv: (
                 min(kv[0][2:4]), kv[0][2], kv[0][4], -kv[0][6], kv[0][1])):
             d = ours.get((op, d_in, d_out, rank, t, p))
-            print(f"| {d_in}x{d_out} | {rank} | {p} | {op} | {fmt(d)} | {fmt(us)} | {fmt(us / d if d else None, 2)} |")
+            print(f"| {d_in}x{d_out} | {rank} | {p} | {op} | {fmt(d)} | {fmt(us)} | {impl} | "
+                  f"{fmt(us / d if d else None, 2)} |")
         print()
 
     if nopdl:

@@ -1098,6 +1098,185 @@ __global__ void __launch_bounds__(kThreads, LowRankCfg<RP>::MIN_BLOCKS) lowrank_
 }
 
 // ============================================================================================================
+// masked_expand_kernel: dx[t, c] = keep(t, c) ? scale · Σ_j ds[t, j]·A[j, c] : 0    (16-bit, r <= 128, dropout)
+// The low-rank term of dx with the dropout mask applied in the epilogue, so that dx is written once instead of
+// written by a cuBLAS GEMM, then read and rewritten by an in-place mask pass (the caller's dY·W accumulates onto
+// it with beta = 1 either way). The output is the whole cost (T x d_in, K = r only): each block keeps its 64 rows
+// of ds in shared memory and walks a strided set of 128-column tiles; the next tile of A comes by cp.async while
+// the current one is multiplied, and the keep bits of a tile (one Philox block per 8 elements) are computed while
+// its A tile is on the way. 8 warps as 2 x 4, each with a 32 x 32 accumulator tile; the tile goes through shared
+// memory (aliasing its own, consumed A stage) to 16-byte stores.
+// The earlier expand_kernel, one tile per block with synchronous operand loads, ran at 4-5 % of DRAM bandwidth on
+// the H200 (RESULTS.md): every block waited on L2 latency in turn with nothing else to overlap.
+struct MaskedExpandArgs {
+  const void* ds;  // [M, R]
+  const void* a;   // [R, N]
+  int64_t M, N;
+  int R;
+  uint32_t p16;
+  uint64_t seed, offset;
+  float scale;
+  void* out;       // [M, N]
+  int n_groups;    // gridDim.y: block (x, y) takes column tiles y, y + n_groups, ...
+  int64_t n_tiles;
+  bool vec_ds, vec_a, vec_out;
+};
+
+constexpr int kMeBM = 64, kMeBN = 128;
+template <int RP>
+constexpr int me_ldq() { return kMeBN + 8; }
+template <int RP>
+constexpr int me_stage_bytes() {
+  // an A tile [RP x BN] (16-bit) or, after its product, the fp32 accumulator tile [BM x BN + 4]
+  return RP * me_ldq<RP>() * 2 > kMeBM * (kMeBN + 4) * 4 ? RP * me_ldq<RP>() * 2 : kMeBM * (kMeBN + 4) * 4;
+}
+template <int RP>
+constexpr int me_smem_bytes() { return kMeBM * (RP + 8) * 2 + 2 * me_stage_bytes<RP>(); }
+
+template <typename T, int RP>
+__global__ void __launch_bounds__(kThreads, 2) masked_expand_kernel(const MaskedExpandArgs a) {
+  static_assert(is_16bit<T>(), "masked_expand_kernel: 16-bit dtypes only");
+  constexpr int BM = kMeBM, BN = kMeBN, VEC = vec_of<T>(), LDS = RP + 8, LDQ = me_ldq<RP>(), LDC = BN + 4;
+  constexpr int STAGE = me_stage_bytes<RP>();
+  constexpr int S_VECS = BM * RP / VEC, S_IT = (S_VECS + kThreads - 1) / kThreads;
+  constexpr int A_VECS = RP * BN / VEC, A_IT = (A_VECS + kThreads - 1) / kThreads;
+  constexpr int OUT_IT = BM * BN / VEC / kThreads;
+  static_assert(BM * BN / VEC % kThreads == 0, "masked_expand_kernel: output vectors must split evenly");
+#ifdef SA2VA_CUDA_EMULATION
+  __shared__ __align__(128) unsigned char smem[me_smem_bytes<RP>()];
+#else
+  extern __shared__ __align__(128) unsigned char smem[];
+#endif
+  T* const Ss = reinterpret_cast<T*>(smem);
+  unsigned char* const stages = smem + BM * LDS * 2;
+
+  pdl_wait_and_release();
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM;
+  const int m_rem = static_cast<int>(min64(a.M - m0, BM));
+  const T* __restrict__ DS = static_cast<const T*>(a.ds);
+  const T* __restrict__ A = static_cast<const T*>(a.a);
+  T* __restrict__ out = static_cast<T*>(a.out);
+
+  // ds rows m0 .. m0+BM-1 (all r columns, zeros past M and R), once per block
+#pragma unroll
+  for (int it = 0; it < S_IT; ++it) {
+    const int v = threadIdx.x + it * kThreads;
+    if (S_VECS % kThreads != 0 && v >= S_VECS) continue;
+    const int i = v / (RP / VEC), j = (v % (RP / VEC)) * VEC;
+    const int count = i < m_rem ? min(VEC, a.R - j) : 0;
+    const T* src = DS + (count > 0 ? (m0 + i) * a.R + j : 0);
+    if (count >= VEC && a.vec_ds) {
+      __pipeline_memcpy_async(Ss + i * LDS + j, src, 16);
+    } else {
+      Vec16<T> u;
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) u.e[e] = e < count ? src[e] : zero_of<T>();
+      *reinterpret_cast<uint4*>(Ss + i * LDS + j) = u.raw;
+    }
+  }
+
+  // A tile of column tile nt -> stage s (copies committed as one group by the caller)
+  auto load_a = [&](int64_t nt, int s) {
+    T* as = reinterpret_cast<T*>(stages + s * STAGE);
+    const int64_t n0 = nt * BN;
+#pragma unroll
+    for (int it = 0; it < A_IT; ++it) {
+      const int v = threadIdx.x + it * kThreads;
+      if (A_VECS % kThreads != 0 && v >= A_VECS) continue;
+      const int j = v / (BN / VEC), n = (v % (BN / VEC)) * VEC;
+      const int count = j < a.R ? static_cast<int>(min64(VEC, a.N - n0 - n)) : 0;
+      const T* src = A + (count > 0 ? static_cast<int64_t>(j) * a.N + n0 + n : 0);
+      if (count >= VEC && a.vec_a) {
+        __pipeline_memcpy_async(as + j * LDQ + n, src, 16);
+      } else {
+        Vec16<T> u;
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) u.e[e] = e < count ? src[e] : zero_of<T>();
+        *reinterpret_cast<uint4*>(as + j * LDQ + n) = u.raw;
+      }
+    }
+  };
+  // output vector `it` of this thread in a tile: row i, columns nn .. nn+VEC-1
+  auto out_coords = [](int it, int& i, int& nn) {
+    const int v = threadIdx.x + it * kThreads;
+    i = v / (BN / VEC);
+    nn = (v % (BN / VEC)) * VEC;
+  };
+
+  const int warp = threadIdx.x >> 5;
+  const int wm = warp % 2, wn = warp / 2;  // 2 x 4 warps of 32 x 32
+  int64_t nt = blockIdx.y;
+  if (nt < a.n_tiles) load_a(nt, 0);
+  __pipeline_commit();  // with the ds copies: the first group
+  for (int c = 0; nt < a.n_tiles; ++c, nt += a.n_groups) {
+    const int st = c & 1;
+    const int64_t n0 = nt * BN;
+    __pipeline_wait_prior(0);
+    // publishes A tile c (and ds); every thread is past the epilogue of tile c - 1, which read the other stage
+    __syncthreads();
+    if (nt + a.n_groups < a.n_tiles) load_a(nt + a.n_groups, st ^ 1);
+    __pipeline_commit();
+    uint32_t keep[OUT_IT];
+#pragma unroll
+    for (int it = 0; it < OUT_IT; ++it) {
+      int i, nn;
+      out_coords(it, i, nn);
+      const int64_t col = n0 + nn;
+      keep[it] = i < m_rem && col < a.N
+                     ? keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>((m0 + i) * a.N + col),
+                                 static_cast<int>(min64(VEC, a.N - col)))
+                     : 0u;
+    }
+    const T* as = reinterpret_cast<const T*>(stages + st * STAGE);
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+#pragma unroll
+    for (int kk = 0; kk < RP; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], Ss + (wm * 32 + 16 * i) * LDS + kk, LDS);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb;
+        wmma::load_matrix_sync(fb, as + kk * LDQ + wn * 32 + 16 * j, LDQ);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) wmma::mma_sync(acc[i][j], fa[i], fb, acc[i][j]);
+      }
+    }
+    __syncthreads();  // every warp is done with A tile c: its stage takes the accumulators
+    float* cs = reinterpret_cast<float*>(stages + st * STAGE);
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        wmma::store_matrix_sync(cs + (wm * 32 + 16 * i) * LDC + wn * 32 + 16 * j, acc[i][j], LDC, wmma::mem_row_major);
+    __syncthreads();
+#pragma unroll
+    for (int it = 0; it < OUT_IT; ++it) {
+      int i, nn;
+      out_coords(it, i, nn);
+      const int64_t col = n0 + nn;
+      if (i >= m_rem || col >= a.N) continue;
+      const int n_here = static_cast<int>(min64(VEC, a.N - col));
+      Vec16<T> u;
+#pragma unroll
+      for (int e = 0; e < VEC; ++e)
+        u.e[e] = from_f<T>(((keep[it] >> e) & 1u) ? cs[i * LDC + nn + e] * a.scale : 0.0f);
+      T* dst = out + (m0 + i) * a.N + col;
+      if (a.vec_out && n_here == VEC) {
+        *reinterpret_cast<uint4*>(dst) = u.raw;
+      } else {
+        for (int e = 0; e < n_here; ++e) dst[e] = u.e[e];
+      }
+    }
+  }
+  __pipeline_wait_prior(0);
+}
+
+// ============================================================================================================
 // Elementwise kernels around the cuBLAS products (single-adapter path). Flat over n elements in 16-byte vectors,
 // grid-stride; a vector that would run past n, or operands that are not 16-byte aligned, go element by element.
 
@@ -1414,19 +1593,66 @@ void launch_lowrank(LowRankArgs a, const LowRankPlan& plan, cudaStream_t stream)
 
 std::atomic<int> g_fused{-1};  // -1: decide from SA2VA_LORA_FUSED (default 1)
 
-// Whether the products that read x run in lowrank_kernel (dropout fused) instead of cuBLAS: 16-bit dtypes with
-// r <= 128, and with mode 1 (the default) only where there is a dropout to fuse, since without one cuBLAS reads x
-// as directly as we do; mode 2 takes our kernel at p = 0 too, mode 0 never (both for measurements).
-bool use_lowrank(int dtype, int64_t rank, uint32_t p16, int64_t d_in) {
+int fused_mode() {
   int mode = g_fused.load();
   if (mode < 0) {
     const char* env = std::getenv("SA2VA_LORA_FUSED");
-    mode = (env && env[0] >= '0' && env[0] <= '2' && env[1] == 0) ? env[0] - '0' : 1;
+    mode = (env && env[0] >= '0' && env[0] <= '3' && env[1] == 0) ? env[0] - '0' : 1;
     g_fused.store(mode);
   }
+  return mode;
+}
+
+// Whether the products that read x run in lowrank_kernel (dropout fused) instead of cuBLAS: 16-bit dtypes with
+// r <= 128, and by default only where there is a dropout to fuse, since without one cuBLAS reads x as directly as
+// we do. Modes (lora_set_fused): 1 default; 2 our kernel at p = 0 too; 3 as 1 but dx's term on cuBLAS + the mask
+// pass; 0 cuBLAS everywhere (2, 3 and 0 are for measurements).
+bool use_lowrank(int dtype, int64_t rank, uint32_t p16, int64_t d_in) {
+  const int mode = fused_mode();
   // the kernel addresses a tile's rows (<= 128 of x) with 32-bit offsets
   if (dtype == F32 || rank_pad(rank) > 128 || d_in >= (1LL << 31) / 128) return false;
-  return mode == 2 || (mode == 1 && p16 != 0);
+  return mode == 2 || ((mode == 1 || mode == 3) && p16 != 0);
+}
+
+// Whether dx's low-rank term is written masked by masked_expand_kernel (instead of a cuBLAS GEMM and the in-place
+// mask): with dropout, 16-bit, r <= 128, modes 1 and 2.
+bool use_masked_dx(int dtype, int64_t rank, uint32_t p16) {
+  const int mode = fused_mode();
+  return p16 != 0 && dtype != F32 && rank_pad(rank) <= 128 && (mode == 1 || mode == 2);
+}
+
+template <typename T, int RP>
+void launch_masked_expand_rp(const MaskedExpandArgs& a, dim3 grid, cudaStream_t stream) {
+  static std::atomic<bool> allowed[64];
+  constexpr int smem = me_smem_bytes<RP>();
+  allow_smem(masked_expand_kernel<T, RP>, smem, allowed);
+  launch_kernel_smem(masked_expand_kernel<T, RP>, grid, smem, stream, "lora masked_expand_kernel", a);
+}
+
+template <typename T>
+void launch_masked_expand(MaskedExpandArgs a, cudaStream_t stream) {
+  constexpr int VEC = vec_of<T>();
+  a.vec_ds = aligned16(a.ds) && a.R % VEC == 0;
+  a.vec_a = aligned16(a.a) && a.N % VEC == 0;
+  a.vec_out = aligned16(a.out) && a.N % VEC == 0;
+  const int64_t m_tiles = ceil_div(a.M, kMeBM);
+  a.n_tiles = ceil_div(a.N, kMeBN);
+  // two resident blocks per SM, one wave; the column tiles of a row tile are shared among n_groups blocks
+  a.n_groups = static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>({2LL * device_sm_count() / m_tiles, a.n_tiles, 65535})));
+  SA2VA_CHECK_ARG(m_tiles < (1LL << 31), "lora: too many rows for one launch (", a.M, ")");
+  const dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(a.n_groups));
+  if constexpr (!is_16bit<T>()) {
+    fail_arg("lora: internal error, masked_expand_kernel for fp32");  // use_masked_dx() keeps fp32 on cuBLAS
+  } else {
+    switch (rank_pad(a.R)) {
+      case 16: launch_masked_expand_rp<T, 16>(a, grid, stream); break;
+      case 32: launch_masked_expand_rp<T, 32>(a, grid, stream); break;
+      case 64: launch_masked_expand_rp<T, 64>(a, grid, stream); break;
+      case 128: launch_masked_expand_rp<T, 128>(a, grid, stream); break;
+      default: fail_arg(str_cat("lora: internal error, masked_expand_kernel for rank ", a.R));
+    }
+  }
 }
 
 template <typename T>
@@ -1684,7 +1910,8 @@ void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t
 //   dA += s/(1-p')·dsᵀ·(keep⊙x)    with dropout (16-bit, r <= 128): lowrank_kernel, keep regenerated while x is
 //                                  copied; otherwise GemmEx(N, T): m = d_in, n = r, k = rows, beta = 1 (fp32), on x
 //                                  or on keep⊙x regenerated into the workspace
-//   dx  = s/(1-p')·(ds·A), then ⊙keep in place   GemmEx(N, N): m = d_in, n = rows, k = r
+//   dx  = s/(1-p')·(ds·A)⊙keep     with dropout (16-bit, r <= 128): masked_expand_kernel, the mask in its epilogue;
+//                                  otherwise GemmEx(N, N): m = d_in, n = rows, k = r, then ⊙keep in place
 template <typename T>
 void backward_typed(const void* x, const void* dy, const void* xs, int dtype, int64_t rows, int64_t d_in,
                     int64_t d_out, int64_t rank, const void* A, const void* B, float scale, float p, uint64_t seed,
@@ -1724,15 +1951,22 @@ void backward_typed(const void* x, const void* dy, const void* xs, int dtype, in
     blas_gemm(stream, kBlasOpN, kBlasOpT, DI, R, T_, s, xin, ct, DI, ds, ct, R, 1.0f, gA, kCudaR32F, DI,
               "dA += s·dsᵀ·drop(x)");
   }
-  blas_gemm(stream, kBlasOpN, kBlasOpN, DI, T_, R, s, A, ct, DI, ds, ct, R, 0.0f, dx, ct, DI, "dx = s·(ds·A)");
-  if (p16 != 0) launch_dropout_apply<T>(dx, dx, rows * d_in, seed, offset, p16, stream);
+  if (use_masked_dx(dtype, rank, p16)) {
+    MaskedExpandArgs e{};
+    e.ds = ds; e.a = A; e.M = rows; e.N = d_in; e.R = R;
+    e.p16 = p16; e.seed = seed; e.offset = offset; e.scale = s; e.out = dx;
+    launch_masked_expand<T>(e, stream);
+  } else {
+    blas_gemm(stream, kBlasOpN, kBlasOpN, DI, T_, R, s, A, ct, DI, ds, ct, R, 0.0f, dx, ct, DI, "dx = s·(ds·A)");
+    if (p16 != 0) launch_dropout_apply<T>(dx, dx, rows * d_in, seed, offset, p16, stream);
+  }
 }
 
 }  // namespace
 
 void lora_set_pdl(int mode) { g_pdl.store(mode < 0 ? -1 : (mode ? 1 : 0)); }
 
-void lora_set_fused(int mode) { g_fused.store(mode < 0 || mode > 2 ? -1 : mode); }
+void lora_set_fused(int mode) { g_fused.store(mode < 0 || mode > 3 ? -1 : mode); }
 
 void lora_forward_cuda(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
                        const void* lora_a, const void* lora_b, const void* bias, float scale,

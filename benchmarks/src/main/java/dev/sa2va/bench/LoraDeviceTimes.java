@@ -33,13 +33,13 @@ import org.bytedeco.pytorch.global.torch_cuda;
  * (end - start) / {@value #REPS} is time on the GPU without host launch gaps; median of {@value #REPEATS} such
  * repetitions after warm-up. JMH ({@link LoraBench}) gives the host-inclusive time of the same calls.
  *
- * <pre>java dev.sa2va.bench.LoraDeviceTimes OUT.jsonl [--quick]
+ * <pre>java dev.sa2va.bench.LoraDeviceTimes OUT.jsonl [--quick] [--shapes 896x896,4096x4096] [--ranks 16,128] [--tokens 4096]
  * java dev.sa2va.bench.LoraDeviceTimes --one D_IN D_OUT RANK TOKENS   (8 fwd+bwd calls, nothing else: for ncu)</pre>
  * One JSON object per line: {"impl","op","d_in","d_out","rank","tokens","dropout","pdl","us"}. Ops: fwd, bwd, fwdbwd
  * (the layer), kfwd, kbwd (our kernels alone, no GEMM), and for impl torch fwd, dx (plain GEMMs) and fwd_acc, dx_acc
- * (the same GEMMs with beta = 1 onto a written output, as the layer runs them). Impl ours_cublas (dropout 0.05) and
- * ours_fused (dropout 0), T = 4096, r = 16 and 128: the layer with the other kernel for the products that read x
- * (LoraKernels.lora_set_fused), for an A/B of the fused dropout on the same card.
+ * (the same GEMMs with beta = 1 onto a written output, as the layer runs them). Impl ours_cublas (dropout 0.05),
+ * ours_fused (dropout 0) and ours_dx_cublas (dropout 0.05, bwd), T = 4096, r = 16 and 128: the layer with the other
+ * kernels for the products the dropout touches (LoraKernels.lora_set_fused 0, 2, 3), an A/B on the same card.
  */
 public final class LoraDeviceTimes {
     static final int REPS = 20, REPEATS = 3;
@@ -61,7 +61,8 @@ public final class LoraDeviceTimes {
 
     public static void main(String[] args) throws IOException {
         if (args.length < 1) {
-            System.err.println("usage: LoraDeviceTimes OUT.jsonl [--quick] | --one D_IN D_OUT RANK TOKENS");
+            System.err.println("usage: LoraDeviceTimes OUT.jsonl [--quick] [--shapes A,B] [--ranks R,..] [--tokens T,..]"
+                    + " | --one D_IN D_OUT RANK TOKENS");
             System.exit(2);
         }
         if (args[0].equals("--one")) {
@@ -69,11 +70,27 @@ public final class LoraDeviceTimes {
                     Integer.parseInt(args[4]));
             return;
         }
-        boolean quick = Arrays.asList(args).contains("--quick");
+        List<String> a = Arrays.asList(args);
+        boolean quick = a.contains("--quick");
+        String[] shapes = quick ? new String[] {"896x896", "4096x4096"} : SHAPES;
+        int[] ranks = quick ? new int[] {16} : RANKS;
+        int[] tokens = quick ? new int[] {4096} : TOKENS;
+        int i = a.indexOf("--shapes");
+        if (i >= 0) {
+            shapes = args[i + 1].split(",");
+        }
+        i = a.indexOf("--ranks");
+        if (i >= 0) {
+            ranks = Arrays.stream(args[i + 1].split(",")).mapToInt(Integer::parseInt).toArray();
+        }
+        i = a.indexOf("--tokens");
+        if (i >= 0) {
+            tokens = Arrays.stream(args[i + 1].split(",")).mapToInt(Integer::parseInt).toArray();
+        }
         Device d = BenchSupport.cudaOrFail();
         Path file = Path.of(args[0]);
         try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(file, StandardCharsets.UTF_8))) {
-            new LoraDeviceTimes(d, w).run(quick);
+            new LoraDeviceTimes(d, w).run(shapes, ranks, tokens);
         }
         System.out.println("wrote " + file);
     }
@@ -86,7 +103,7 @@ public final class LoraDeviceTimes {
             Tensor x = Torch.randn(ScalarType.Float, d, tokens, dIn).to(ScalarType.BFloat16);
             Tensor dy = Torch.randn(ScalarType.Float, d, tokens, dOut).to(ScalarType.BFloat16);
             LoraLinear l = LoraBench.LoraShapes.layer(w, rank, 0.05, d);
-            // 8 steps of ~13 launches each (dropout, cuBLAS low-rank GEMMs, base GEMMs): enough for ncu's
+            // 8 steps of ~10 launches each (our fused kernels, cuBLAS low-rank and base GEMMs): enough for ncu's
             // --launch-skip 50 --launch-count 24 in benchmarks/lora-gpu.sh to see whole steps after warm-up
             for (int i = 0; i < 8; i++) {
                 try (PointerScope s = new PointerScope()) {
@@ -178,10 +195,7 @@ public final class LoraDeviceTimes {
                 rank, tokens, p, pdl, us);
     }
 
-    void run(boolean quick) {
-        String[] shapes = quick ? new String[] {"896x896", "4096x4096"} : SHAPES;
-        int[] ranks = quick ? new int[] {16} : RANKS;
-        int[] tokensList = quick ? new int[] {4096} : TOKENS;
+    void run(String[] shapes, int[] ranks, int[] tokensList) {
         for (String shape : shapes) {
             long[] s = BenchSupport.shape(shape);
             long dIn = s[0], dOut = s[1];
@@ -238,6 +252,10 @@ public final class LoraDeviceTimes {
                                     }));
                                     if (p > 0) {
                                         kernelsAlone(impl, x, dy, dIn, dOut, rank, tokens, p);
+                                        // only dx's masked term on cuBLAS + the in-place mask (lora_set_fused 3)
+                                        LoraKernels.lora_set_fused(3);
+                                        emit("ours_dx_cublas", "bwd", dIn, dOut, rank, tokens, p, true,
+                                                deviceMicros(() -> l.backward(kept, dy).close()));
                                     }
                                 } finally {
                                     LoraKernels.lora_set_fused(-1);

@@ -1,12 +1,13 @@
 // CUDA implementation of the LoRA kernels (lora.h): forward and backward side by side.
 //
-// Single adapter (training and inference): with dropout (bf16/fp16, r <= 128) the two products that read x,
-// xs = s·drop(x)·Aᵀ and dA += s·dsᵀ·drop(x), run in lowrank_kernel (tensor cores, the mask applied while x is copied
-// to shared memory, so keep⊙x never reaches memory); the other products, and these two without dropout, for fp32
-// or r > 128, are cuBLAS GEMMs (host side, below). Our elementwise kernels do what cuBLAS cannot:
-// dropout_apply_kernel (keep⊙x from the Philox rule of lora_dropout.h into the workspace where cuBLAS reads x
-// under dropout; ⊙keep in place on dx) and bias_rows_kernel (the bias as y's start value). See "cuBLAS for the
-// single-adapter products" below for why cuBLAS, and lowrank_kernel for why not everywhere.
+// Single adapter (training and inference): with dropout (bf16/fp16, r <= 128) the three products the mask touches
+// are ours, on tensor cores: xs = s·drop(x)·Aᵀ and dA += s·dsᵀ·drop(x) in lowrank_kernel (the mask applied while x
+// is copied to shared memory, so keep⊙x never reaches memory) and dx's term s·(ds·A)⊙keep in masked_expand_kernel
+// (the mask in the epilogue). Everything else, and these without dropout, for fp32 or r > 128, are cuBLAS GEMMs
+// (host side, below), with our elementwise kernels for what cuBLAS cannot do: dropout_apply_kernel (keep⊙x from
+// the Philox rule of lora_dropout.h into the workspace, ⊙keep in place on dx) and bias_rows_kernel (the bias as y's
+// start value). See "cuBLAS for the single-adapter products" below for why cuBLAS, and lowrank_kernel for why not
+// everywhere.
 //
 // Multi-adapter inference (a per-row adapter index): two kernel templates of our own,
 //   skinny_kernel:  acc[BM x RP] = P[BM x K] · Q[K x RP]   (K long, split over blocks)

@@ -7,11 +7,13 @@
 // the caller runs those through libtorch (cuBLAS on CUDA) with beta = 1 onto the buffer written here, so the
 // LoRA term costs one extra write and one extra read of the output instead of PEFT's 4-6 extra passes.
 //
-// On CUDA the single-adapter low-rank products themselves are cuBLAS GEMMs too (cublasGemmEx, fp32 accumulation,
-// loaded at run time from the process's libcublas), because our hand-written skinny kernels ran at 4-17 % of
-// DRAM bandwidth on the H200 where cuBLAS is near the roofline (benchmarks/RESULTS.md). Ours remain: the Philox
-// dropout (regenerated from the seed, applied to a transient copy of x in the per-stream workspace and in place on
-// dx), the bias start value, and the multi-adapter kernels (a per-row choice of adapter cuBLAS cannot express).
+// On CUDA the single-adapter low-rank products are cuBLAS GEMMs too (cublasGemmEx, fp32 accumulation, loaded at
+// run time from the process's libcublas), because our first hand-written skinny kernels ran at 4-17 % of DRAM
+// bandwidth on the H200 where cuBLAS is near the roofline (benchmarks/RESULTS.md), except where the dropout mask
+// enters a product (training with p > 0, bf16/fp16, r <= 128): there our tensor-core kernels apply the Philox mask
+// (regenerated from the seed, never stored) while copying x (xs, dA) or in the epilogue (dx's term), which cuBLAS
+// cannot, instead of passes over a transient keep⊙x (lora_set_fused switches for A/B measurements). Ours too: the
+// bias start value and the multi-adapter kernels (a per-row choice of adapter cuBLAS cannot express).
 //
 // Layout: every matrix is row-major and contiguous; x is [rows, d_in] (rows = all leading dims flattened).
 // dtype is F32, F16 or BF16 (F64 on the CPU only) for x, dY, W-sized outputs, A, B and xs; accumulation is fp32

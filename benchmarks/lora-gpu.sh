@@ -42,7 +42,7 @@ case "$what" in
     step 100 "$OUT/lora-ncu.txt" ncu --target-processes all --launch-skip 50 --launch-count 24 \
       --section SpeedOfLight --section LaunchStats --section Occupancy \
       bash .gpu/host.sh java dev.sa2va.bench.LoraDeviceTimes --one 4096 4096 16 4096
-    # r = 128 (the low-rank products are cuBLAS GEMMs now, so no kernel-name filter)
+    # r = 128 (no kernel-name filter: our lowrank/masked_expand kernels and the cuBLAS GEMMs of the same step)
     step 100 "$OUT/lora-ncu-r128.txt" ncu --target-processes all --launch-skip 50 --launch-count 24 \
       --section SpeedOfLight --section LaunchStats --section Occupancy \
       bash .gpu/host.sh java dev.sa2va.bench.LoraDeviceTimes --one 4096 4096 128 4096

@@ -62,9 +62,12 @@ def main():
     ours = {}
     base_java = {}
     nopdl = {}
+    other = {}  # (impl, op, d_in, d_out, rank, tokens, p): the A/B rows of ours_cublas / ours_fused
     for r in dev:
         if r["impl"] == "torch":
             base_java[(r["op"], r["d_in"], r["d_out"], r["tokens"])] = r["us"]
+        elif r["impl"] != "ours":
+            other[(r["impl"], r["op"], r["d_in"], r["d_out"], r["rank"], r["tokens"], round(r["dropout"], 3))] = r["us"]
         elif r["pdl"]:
             ours[(r["op"], r["d_in"], r["d_out"], r["rank"], r["tokens"], round(r["dropout"], 3))] = r["us"]
         else:
@@ -142,6 +145,21 @@ def main():
                     print(f"| {d_in}x{d_out} | {t} | {rank} | {fmt(kf)} | {fmt(ff)} | {fmt(kf / ff if kf else None, 2)} | "
                           f"{fmt(kb)} | {fmt(fb)} | {fmt(kb / fb if kb else None, 2)} | "
                           f"{fmt(bfa / bf if bfa and bf else None, 3)} | {fmt(bda / bdx if bda and bdx else None, 3)} |")
+        print()
+
+    if other:
+        print("### Fused dropout vs cuBLAS for the products the dropout touches (device µs, T = 4096)\n")
+        print("default: the layer as shipped (p = 0.05: xs, dA by lowrank_kernel, dx's term by masked_expand_kernel; "
+              "p = 0: cuBLAS). other: ours_cublas = everything on cuBLAS with keep⊙x through the workspace and the "
+              "in-place mask on dx; ours_dx_cublas = only dx's term on cuBLAS + mask; ours_fused = lowrank_kernel at "
+              "p = 0. kfwd / kbwd: our kernels alone, without the base GEMMs.\n")
+        print("| d_in x d_out | r | p | op | default | other | impl | other / default |")
+        print("|---|---|---|---|---|---|---|---|")
+        for (impl, op, d_in, d_out, rank, t, p), us in sorted(other.items(), key=lambda kv: (
+                min(kv[0][2:4]), kv[0][2], kv[0][4], -kv[0][6], kv[0][1])):
+            d = ours.get((op, d_in, d_out, rank, t, p))
+            print(f"| {d_in}x{d_out} | {rank} | {p} | {op} | {fmt(d)} | {fmt(us)} | {impl} | "
+                  f"{fmt(us / d if d else None, 2)} |")
         print()
 
     if nopdl:

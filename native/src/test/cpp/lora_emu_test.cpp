@@ -12,17 +12,12 @@
 #include "lora/lora.h"
 #include "lora/lora_dropout.h"
 #include "common/dtype.h"
-
-namespace sa2va {
-int g_sms = 132;
-int device_sm_count() { return g_sms; }
-}  // namespace sa2va
+#include "emu_check.h"
 
 using namespace sa2va;
+using namespace emu_check;
 
 namespace {
-
-int failures = 0, checks = 0;
 
 struct Buf {
   int dtype;
@@ -67,9 +62,10 @@ void expect_close(const std::string& what, const Buf& got, const Buf& ref, doubl
   }
   const double rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
   if (!(rel <= tol) || bad_zero) {
-    ++failures;
-    std::printf("FAIL %s: rel err %.3g (tol %.1g), %lld mismatched zeros\n", what.c_str(), rel, tol,
-                static_cast<long long>(bad_zero));
+    char msg[96];
+    std::snprintf(msg, sizeof msg, ": rel err %.3g (tol %.1g), %lld mismatched zeros", rel, tol,
+                  static_cast<long long>(bad_zero));
+    fail(what + msg);
   }
 }
 
@@ -82,8 +78,9 @@ void expect_close_f(const std::string& what, const std::vector<float>& got, cons
   }
   const double rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
   if (!(rel <= tol)) {
-    ++failures;
-    std::printf("FAIL %s: rel err %.3g (tol %.1g)\n", what.c_str(), rel, tol);
+    char msg[64];
+    std::snprintf(msg, sizeof msg, ": rel err %.3g (tol %.1g)", rel, tol);
+    fail(what + msg);
   }
 }
 
@@ -93,15 +90,23 @@ const char* dname(int dt) { return dt == F32 ? "f32" : dt == F16 ? "f16" : "bf16
 // by the occasional 1-ulp flip where xs / ds are rounded to the dtype.
 double tol_of(int dt) { return dt == F32 ? 2e-5 : dt == F16 ? 2e-3 : 8e-3; }
 
+// misalign: x starts one element after a 16-byte boundary (the kernels must take their element-wise path).
+// fused: lora_set_fused's mode for the single-adapter products that read x (-1 = the library's default).
 void run_case(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t r, float p, int n_adapters, bool bias,
-              uint32_t seed) {
+              uint32_t seed, bool misalign = false, int fused = -1) {
   std::mt19937 rng(seed);
   const bool multi = n_adapters > 0;
   const int64_t na = multi ? n_adapters : 1;
   std::string tag = std::string(dname(dtype)) + " rows=" + std::to_string(rows) + " d_in=" + std::to_string(d_in) +
                     " d_out=" + std::to_string(d_out) + " r=" + std::to_string(r) + " p=" + std::to_string(p) +
-                    " adapters=" + std::to_string(n_adapters) + " sms=" + std::to_string(g_sms);
-  Buf x = random_buf(dtype, rows * d_in, rng);
+                    " adapters=" + std::to_string(n_adapters) + " sms=" + std::to_string(g_sms) +
+                    (misalign ? " misaligned x" : "") + " fused=" + std::to_string(fused);
+  lora_set_fused(fused);
+  // x as a view one element into a larger buffer when misaligned; xb is what the kernels get
+  Buf xbig = random_buf(dtype, rows * d_in + (misalign ? 1 : 0), rng);
+  Buf x(dtype, rows * d_in);
+  std::memcpy(x.ptr(), static_cast<char*>(xbig.ptr()) + (misalign ? Buf::esize(dtype) : 0), x.bytes.size());
+  void* xb = misalign ? static_cast<char*>(xbig.ptr()) + Buf::esize(dtype) : x.ptr();
   Buf A = random_buf(dtype, na * r * d_in, rng, 0.3f);
   Buf B = random_buf(dtype, na * d_out * r, rng, 0.3f);
   Buf bvec = random_buf(dtype, d_out, rng);
@@ -123,7 +128,7 @@ void run_case(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t r, f
   Buf xs_c(dtype, rows * r), y_c(dtype, rows * d_out), xs_g(dtype, rows * r), y_g(dtype, rows * d_out);
   lora_forward_cpu(x.ptr(), dtype, rows, d_in, d_out, r, A.ptr(), B.ptr(), bias ? bvec.ptr() : nullptr, scale,
                    multi ? index.data() : nullptr, na, scales.data(), p, dseed, doff, xs_c.ptr(), y_c.ptr());
-  lora_forward_cuda(x.ptr(), dtype, rows, d_in, d_out, r, A.ptr(), B.ptr(), bias ? bvec.ptr() : nullptr, scale,
+  lora_forward_cuda(xb, dtype, rows, d_in, d_out, r, A.ptr(), B.ptr(), bias ? bvec.ptr() : nullptr, scale,
                     multi ? index.data() : nullptr, na, scales.data(), p, dseed, doff, xs_g.ptr(), y_g.ptr(), nullptr);
   expect_close("forward xs " + tag, xs_g, xs_c, tol_of(dtype));
   expect_close("forward y " + tag, y_g, y_c, tol_of(dtype));
@@ -131,11 +136,14 @@ void run_case(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t r, f
   // xs kept in scratch (inference): y must not change
   {
     Buf y2(dtype, rows * d_out);
-    lora_forward_cuda(x.ptr(), dtype, rows, d_in, d_out, r, A.ptr(), B.ptr(), bias ? bvec.ptr() : nullptr, scale,
+    lora_forward_cuda(xb, dtype, rows, d_in, d_out, r, A.ptr(), B.ptr(), bias ? bvec.ptr() : nullptr, scale,
                       multi ? index.data() : nullptr, na, scales.data(), p, dseed, doff, nullptr, y2.ptr(), nullptr);
     expect_close("forward y (xs in scratch) " + tag, y2, y_g, 0.0);
   }
-  if (multi) return;
+  if (multi) {
+    lora_set_fused(-1);
+    return;
+  }
 
   Buf dy = random_buf(dtype, rows * d_out, rng);
   Buf dx_c(dtype, rows * d_in), dx_g(dtype, rows * d_in);
@@ -147,8 +155,9 @@ void run_case(int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t r, f
   std::vector<float> gA_c = gA0, gB_c = gB0, gA_g = gA0, gB_g = gB0;
   lora_backward_cpu(x.ptr(), dy.ptr(), xs_c.ptr(), dtype, rows, d_in, d_out, r, A.ptr(), B.ptr(), scale, p, dseed,
                     doff, gA_c.data(), gB_c.data(), dx_c.ptr());
-  lora_backward_cuda(x.ptr(), dy.ptr(), xs_c.ptr(), dtype, rows, d_in, d_out, r, A.ptr(), B.ptr(), scale, p, dseed,
+  lora_backward_cuda(xb, dy.ptr(), xs_c.ptr(), dtype, rows, d_in, d_out, r, A.ptr(), B.ptr(), scale, p, dseed,
                      doff, gA_g.data(), gB_g.data(), dx_g.ptr(), nullptr);
+  lora_set_fused(-1);
   for (size_t i = 0; i < gA_c.size(); ++i) { gA_c[i] -= gA0[i]; gA_g[i] -= gA0[i]; }
   for (size_t i = 0; i < gB_c.size(); ++i) { gB_c[i] -= gB0[i]; gB_g[i] -= gB0[i]; }
   expect_close_f("backward dA " + tag, gA_g, gA_c, tol_of(dtype));
@@ -173,7 +182,8 @@ void run_merge(int dtype, int64_t d_out, int64_t d_in, int64_t r, uint32_t seed)
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  const bool quick = flag(argc, argv, "--quick");
+  const bool fused_only = flag(argc, argv, "--fused");  // lowrank_kernel's cases alone
   struct Shape { int64_t rows, d_in, d_out, r; };
   std::vector<Shape> shapes = {
       {1, 1, 1, 1}, {5, 7, 9, 3}, {64, 64, 64, 16}, {70, 33, 130, 8}, {130, 96, 40, 17},
@@ -186,6 +196,7 @@ int main(int argc, char** argv) {
   shapes.push_back({270, 17, 33, 100});
   uint32_t seed = 1;
   for (int sms : {132, 3, 1}) {
+    if (fused_only) break;
     g_sms = sms;
     for (int dtype : {F32, BF16, F16}) {
       // quick (CI): every dtype at 132 SMs; at 3 and 1 SMs (K split differently, and the persistent expand kernel
@@ -198,10 +209,30 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // lowrank_kernel (16-bit, r <= 128) against the CPU, in each mode of lora_set_fused: 1 (default: ours with
+  // dropout), 2 (ours at p = 0 too), 0 (cuBLAS with keep⊙x through the workspace). Shapes: several K chunks and
+  // splits with a chunk tail (d_in = 1032, rows = 520), tails of both tile dimensions, r = 1 and every padded rank
+  // including the r = 256 fallback, d_in odd and x misaligned (element-wise loads), r not a multiple of 8 (ds read
+  // element-wise in the dA product).
+  struct FusedCase { int64_t rows, d_in, d_out, r; bool misalign; };
+  std::vector<FusedCase> fused_cases = {
+      {520, 1032, 24, 16, false}, {300, 1032, 20, 64, false}, {150, 520, 16, 128, false}, {70, 40, 24, 1, false},
+      {67, 33, 20, 5, false},     {130, 200, 48, 32, true},   {40, 64, 16, 100, false},   {33, 48, 16, 256, false},
+  };
+  if (quick) fused_cases.resize(6);
+  for (int sms : {132, 2}) {
+    g_sms = sms;
+    for (const FusedCase& c : fused_cases)
+      for (int mode : {1, 2, 0}) {
+        // quick (CI): mode 0 is the path fp32 takes anyway
+        if (quick && mode == 0) continue;
+        const int dtype = (seed & 1) ? BF16 : F16;
+        run_case(dtype, c.rows, c.d_in, c.d_out, c.r, mode == 2 ? 0.0f : 0.3f, 0, mode != 0, seed++, c.misalign, mode);
+      }
+  }
   for (int dtype : {F32, BF16, F16}) {
     run_merge(dtype, 70, 130, 5, seed++);
     run_merge(dtype, 64, 64, 64, seed++);
   }
-  std::printf("%s: %d of %d checks failed\n", failures ? "FAILED" : "OK", failures, checks);
-  return failures ? 1 : 0;
+  return report();
 }

@@ -14,22 +14,12 @@
 #include "masks/mask_pass.h"
 #include "masks/mask_policy.h"
 #include "masks/mask_stats.h"
-
-namespace sa2va {
-int g_sms = 3;
-int device_sm_count() { return g_sms; }
-}  // namespace sa2va
+#include "emu_check.h"
 
 using namespace sa2va;
+using namespace emu_check;
 
 namespace {
-
-int failures = 0, checks = 0;
-
-void fail(const std::string& what) {
-  ++failures;
-  if (failures <= 30) std::fprintf(stderr, "FAIL %s\n", what.c_str());
-}
 
 bool close(double a, double b, double tol) {
   if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
@@ -187,7 +177,7 @@ void sample_case(int dtype, int tkind, int64_t n, int64_t p, size_t poff, std::m
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  const bool quick = flag(argc, argv, "--quick");
   std::mt19937 rng(404);
   // (n, p): P % 8 == 0 with 1, 3, 4, 5 and many chunks per thread, P not a multiple of 8, N = 1, one pixel
   const int64_t shapes[][2] = {{1, 1}, {3, 8}, {2, 40}, {5, 8 * 97}, {4, 8 * 1030}, {2, 8 * 4100 + 8}, {3, 13},
@@ -213,6 +203,5 @@ int main(int argc, char** argv) {
       scores_case(MASK_PACKED, U8, MASK_PACKED, MASK_U8, n, p, 1, 3, 0, false, rng);
     }
   }
-  std::printf("%s: %d of %d checks failed\n", failures ? "FAILED" : "OK", failures, checks);
-  return failures ? 1 : 0;
+  return report();
 }

@@ -1,9 +1,13 @@
 // CUDA implementation of the LoRA kernels (lora.h): forward and backward side by side.
 //
-// Single adapter (training and inference): cuBLAS GEMMs for the four low-rank products (host side, below), with
-// our elementwise kernels for what cuBLAS cannot do: dropout_apply_kernel (keep⊙x from the Philox rule of
-// lora_dropout.h, into the workspace; and ⊙keep in place on dx) and bias_rows_kernel (the bias as y's start value).
-// See "cuBLAS for the single-adapter products" below for why.
+// Single adapter (training and inference): with dropout (bf16/fp16, r <= 128) the three products the mask touches
+// are ours, on tensor cores: xs = s·drop(x)·Aᵀ and dA += s·dsᵀ·drop(x) in lowrank_kernel (the mask applied while x
+// is copied to shared memory, so keep⊙x never reaches memory) and dx's term s·(ds·A)⊙keep in masked_expand_kernel
+// (the mask in the epilogue). Everything else, and these without dropout, for fp32 or r > 128, are cuBLAS GEMMs
+// (host side, below), with our elementwise kernels for what cuBLAS cannot do: dropout_apply_kernel (keep⊙x from
+// the Philox rule of lora_dropout.h into the workspace, ⊙keep in place on dx) and bias_rows_kernel (the bias as y's
+// start value). See "cuBLAS for the single-adapter products" below for why cuBLAS, and lowrank_kernel for why not
+// everywhere.
 //
 // Multi-adapter inference (a per-row adapter index): two kernel templates of our own,
 //   skinny_kernel:  acc[BM x RP] = P[BM x K] · Q[K x RP]   (K long, split over blocks)
@@ -14,7 +18,7 @@
 // skinny product streams its operand through a 2-4 stage cp.async pipeline; long K is split over a second grid
 // dimension and the last block of a tile to finish (atomic counter) adds the fp32 partials in split order, so
 // results are deterministic. (The kernel template is general in its operand layouts; the single-adapter backward
-// used its other layouts before cuBLAS took over.)
+// used its other layouts before cuBLAS and lowrank_kernel took over.)
 #include "lora.h"
 #include "../common/errors.h"
 
@@ -235,24 +239,14 @@ struct FmaTile {
 };
 
 // One 16-byte vector of a staged operand, read from global memory: `count` valid elements starting at `src`
-// (zeros after them). Whole vectors go through one aligned 16-byte load.
-template <typename T>
+// (zeros after them). Whole vectors go through one aligned 16-byte load, through the read-only path unless RW
+// (memory this kernel also writes).
+template <bool RW = false, typename T>
 __device__ __forceinline__ void fetch(const T* src, int count, bool vec_ok, T (&v)[vec_of<T>()]) {
   constexpr int VEC = vec_of<T>();
   if (count >= VEC && vec_ok) {
-    load_vec(src, v);
-  } else {
-#pragma unroll
-    for (int e = 0; e < VEC; ++e) v[e] = e < count ? src[e] : zero_of<T>();
-  }
-}
-
-// fetch() for memory this kernel also writes (plain loads instead of the read-only path).
-template <typename T>
-__device__ __forceinline__ void fetch_rw(const T* src, int count, bool vec_ok, T (&v)[vec_of<T>()]) {
-  constexpr int VEC = vec_of<T>();
-  if (count >= VEC && vec_ok) {
-    load_vec_rw(src, v);
+    if (RW) load_vec_rw(src, v);
+    else load_vec(src, v);
   } else {
 #pragma unroll
     for (int e = 0; e < VEC; ++e) v[e] = e < count ? src[e] : zero_of<T>();
@@ -316,10 +310,8 @@ __device__ __forceinline__ float sum_partials(const float* p, int64_t stride, in
 //   Q(k, j) = q[j·q_ld + k]        (q_t = true: Q = Aᵀ with A [r x K])
 //           = q[k·q_ld + j]        (q_t = false: Q = B [K x r], xs or ds [rows x r])
 //   dropout zeroes P elements whose flat index in p (the same index as in x) is dropped.
-// Epilogues: ROWS   out[t, j] = dtype(s_t · acc)          (xs, ds)
-//            GRAD   out[m, j] += scale · acc  (fp32)      (dB)
-//            GRAD_T out[j, m] += scale · acc  (fp32)      (dA, stored as A's layout)
-enum SkinnyMode : int { kRows = 0, kGrad = 1, kGradT = 2 };
+// Epilogue: out[t, j] = dtype(s_t · acc) (xs of the multi-adapter forward, the one product this kernel still runs;
+// the gradient epilogues went with the single-adapter backward to cuBLAS and lowrank_kernel).
 
 struct SkinnyArgs {
   const void* p;
@@ -343,7 +335,6 @@ struct SkinnyArgs {
   int64_t m_tiles;
   float* partial;      // [splits][m_tiles·BM][RP]
   unsigned* counters;  // [m_tiles], zero on entry, left zero (common/workspace.h)
-  int mode;
   void* out;
   int64_t out_ld;
   bool vec_p, vec_q;
@@ -563,35 +554,15 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP, P_COLS>()) ski
     __threadfence();
   }
   const int R = a.R;
-  if (a.mode == kRows) {
-    T* out = static_cast<T*>(a.out);
-    for (int v = threadIdx.x; v < BM * R; v += kThreads) {
-      const int i = v / R, j = v % R;
-      const int64_t row = m0 + i;
-      if (row >= a.M) continue;
-      float s = a.scale;
-      if (a.adapter) s = ad.id[i] >= 0 ? a.adapter_scale[ad.id[i]] * a.scale : 0.0f;
-      const float sum = sum_partials(a.partial + row * RP + j, static_cast<int64_t>(m_pad) * RP, a.splits);
-      out[row * a.out_ld + j] = from_f<T>(sum * s);
-    }
-  } else if (a.mode == kGrad) {
-    float* out = static_cast<float*>(a.out);
-    for (int v = threadIdx.x; v < BM * R; v += kThreads) {
-      const int i = v / R, j = v % R;
-      const int64_t row = m0 + i;
-      if (row >= a.M) continue;
-      const float sum = sum_partials(a.partial + row * RP + j, static_cast<int64_t>(m_pad) * RP, a.splits);
-      out[row * a.out_ld + j] += a.scale * sum;
-    }
-  } else {
-    float* out = static_cast<float*>(a.out);
-    for (int v = threadIdx.x; v < BM * R; v += kThreads) {
-      const int j = v / BM, i = v % BM;  // consecutive threads write consecutive columns of out
-      const int64_t row = m0 + i;
-      if (row >= a.M) continue;
-      const float sum = sum_partials(a.partial + row * RP + j, static_cast<int64_t>(m_pad) * RP, a.splits);
-      out[static_cast<int64_t>(j) * a.out_ld + row] += a.scale * sum;
-    }
+  T* out = static_cast<T*>(a.out);
+  for (int v = threadIdx.x; v < BM * R; v += kThreads) {
+    const int i = v / R, j = v % R;
+    const int64_t row = m0 + i;
+    if (row >= a.M) continue;
+    float s = a.scale;
+    if (a.adapter) s = ad.id[i] >= 0 ? a.adapter_scale[ad.id[i]] * a.scale : 0.0f;
+    const float sum = sum_partials(a.partial + row * RP + j, static_cast<int64_t>(m_pad) * RP, a.splits);
+    out[row * a.out_ld + j] = from_f<T>(sum * s);
   }
 }
 
@@ -774,7 +745,7 @@ __global__ void __launch_bounds__(kThreads, 2) expand_kernel(const ExpandArgs a)
     const int64_t first = row * a.out_ld + col;
     const int n_here = static_cast<int>(min64(VEC, a.N - col));
     T prev[VEC], bv[VEC], vals[VEC];
-    if (a.accumulate) fetch_rw(out + first, n_here, a.vec_out, prev);
+    if (a.accumulate) fetch<true>(out + first, n_here, a.vec_out, prev);
     if (bias) fetch(bias + col, n_here, a.vec_bias, bv);
 #pragma unroll
     for (int e = 0; e < VEC; ++e) {
@@ -791,6 +762,519 @@ __global__ void __launch_bounds__(kThreads, 2) expand_kernel(const ExpandArgs a)
         if (e < n_here) out[first + e] = vals[e];
     }
   }
+}
+
+// ============================================================================================================
+// lowrank_kernel: the two single-adapter products that read x, with the dropout fused into the copy of x, on
+// tensor cores (WMMA 16x16x16, fp32 accumulators), for 16-bit dtypes and r <= 128:
+//   X_T = false (forward):  xs[t, j]  = dtype(scale · Σ_k keep(t,k)·x[t,k]·A[j,k])    tile rows m = t, k = d_in
+//   X_T = true  (backward): dA[j, c] += scale · Σ_t keep(t,c)·x[t,c]·ds[t,j]          tile rows m = c, k = t
+// Why: cuBLAS cannot mask an operand, so with cuBLAS the dropout costs a transient keep⊙x in memory (read x, write
+// and re-read keep⊙x) in forward and again in backward. Here every block copies its x tile global -> registers ->
+// shared memory and zeroes the dropped elements in registers on the way (element coordinates are plain there), so
+// x is read once per product and keep⊙x never exists. The keep bits (one Philox block per 8 elements, the rule of
+// lora_dropout.h) depend only on coordinates: they are computed while the tile's loads are in flight.
+//
+// Block: BM rows of the output (x rows in forward, x columns in backward) x RP (r padded to 16..128), 8 warps as
+// WARPS_M x WARPS_N x WARPS_K: each warp owns a 32 x WN accumulator tile (2 x WN/16 fragments: 2 + WN/16 fragment
+// loads per 2·WN/16 MMAs) and every WARPS_K-th 16-wide k step of a chunk; the WARPS_K partial tiles are summed
+// through shared memory at the end. The k range is split over gridDim.y for one full wave of resident blocks; the
+// fp32 partials of the splits are added by the last block of the tile in split order (deterministic, as in
+// skinny_kernel). Memory: a chunk is BM x KC = 16 KB of x per block (four 16-byte loads per thread), loaded into
+// registers while the block multiplies the previous chunk from shared memory (two stages, one barrier per chunk);
+// the other operand (A or ds, small and L2-resident, no mask) goes straight to its stage by cp.async, which keeps
+// its registers free for the accumulators. With 2-3 resident blocks per SM, 4-6 MB of x loads are in flight on the
+// H200, above the ~3.5 MB HBM latency needs at 4.3 TB/s (Little's law). The previous skinny kernels' profile
+// (RESULTS.md: 10-17 % of DRAM bandwidth) had ~1.3 MB in flight.
+template <int RP>
+struct LowRankCfg {
+  static constexpr int BM = RP >= 64 ? 128 : 64;
+  static constexpr int KC = RP >= 64 ? 64 : 128;  // BM·KC = 8192 elements: 16 KB of a 16-bit x per chunk
+  static constexpr int WARPS_M = BM / 32;
+  static constexpr int WARPS_N = RP == 128 ? 2 : 1;
+  static constexpr int WARPS_K = 8 / (WARPS_M * WARPS_N);
+  static constexpr int WN = RP / WARPS_N;
+  // resident blocks per SM the register cap allows for: 3 (80 registers) spilled from RP = 32 on (32-64
+  // accumulator registers per thread)
+  static constexpr int MIN_BLOCKS = RP >= 32 ? 2 : 3;
+  static_assert(WARPS_M * WARPS_N * WARPS_K == kThreads / 32, "LowRankCfg: warps must cover the block");
+  static_assert((KC / 16) % WARPS_K == 0, "LowRankCfg: k steps must split evenly over the warp groups");
+};
+
+// Shared memory of one block (16-bit operands): two stages of the x tile and the other operand, or, after the K
+// loop, the WARPS_K fp32 accumulator tiles (stored transposed for X_T, so the epilogue reads along the output rows).
+template <int RP, bool X_T>
+constexpr int lowrank_ldp() { return X_T ? LowRankCfg<RP>::BM + 8 : LowRankCfg<RP>::KC + 8; }
+template <int RP, bool X_T>
+constexpr int lowrank_ldq() { return X_T ? RP + 8 : LowRankCfg<RP>::KC + 8; }
+template <int RP, bool X_T>
+constexpr int lowrank_p_size() { return (X_T ? LowRankCfg<RP>::KC : LowRankCfg<RP>::BM) * lowrank_ldp<RP, X_T>(); }
+template <int RP, bool X_T>
+constexpr int lowrank_q_size() { return (X_T ? LowRankCfg<RP>::KC : RP) * lowrank_ldq<RP, X_T>(); }
+template <int RP, bool X_T>
+constexpr int lowrank_ldc() { return X_T ? LowRankCfg<RP>::BM + 4 : RP + 4; }
+template <int RP, bool X_T>
+constexpr int lowrank_smem_bytes() {
+  constexpr int stages = 2 * (lowrank_p_size<RP, X_T>() + lowrank_q_size<RP, X_T>()) * 2;
+  constexpr int acc = LowRankCfg<RP>::WARPS_K * (X_T ? RP : LowRankCfg<RP>::BM) * lowrank_ldc<RP, X_T>() * 4;
+  return stages > acc ? stages : acc;
+}
+
+struct LowRankArgs {
+  const void* x;  // [rows, d_in]
+  int64_t x_ld;
+  const void* q;  // A [r, d_in] (forward) or ds [rows, r] (backward)
+  int64_t q_ld;
+  int64_t M, K;   // output rows of the tile grid and the reduction length
+  int R;
+  bool dropout;
+  uint32_t p16;
+  uint64_t seed, offset;
+  float scale;
+  int splits;
+  int64_t k_per_split, m_tiles;
+  float* partial;      // [splits][m_tiles·BM·RP]
+  unsigned* counters;  // [m_tiles], zero on entry, left zero
+  void* out;           // xs (dtype, ld r) or grad A (fp32, ld d_in)
+  int64_t out_ld;
+  bool vec_x, vec_q;
+};
+
+// 16 bytes = VEC elements from src[0 .. count) (zeros after them) as one register vector.
+template <typename T>
+__device__ __forceinline__ uint4 load16(const T* src, int count, bool vec_ok) {
+  constexpr int VEC = vec_of<T>();
+  Vec16<T> u;
+  if (count >= VEC && vec_ok) {
+    u.raw = __ldg(reinterpret_cast<const uint4*>(src));
+  } else {
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) u.e[e] = e < count ? src[e] : zero_of<T>();
+  }
+  return u.raw;
+}
+
+template <typename T, int RP, bool X_T>
+__global__ void __launch_bounds__(kThreads, LowRankCfg<RP>::MIN_BLOCKS) lowrank_kernel(const LowRankArgs a) {
+  using Cfg = LowRankCfg<RP>;
+  static_assert(is_16bit<T>(), "lowrank_kernel: 16-bit dtypes only (fp32 stays on cuBLAS)");
+  constexpr int BM = Cfg::BM, KC = Cfg::KC, VEC = vec_of<T>(), WN = Cfg::WN;
+  constexpr int LDP = lowrank_ldp<RP, X_T>(), LDQ = lowrank_ldq<RP, X_T>(), LDC = lowrank_ldc<RP, X_T>();
+  constexpr int P_SIZE = lowrank_p_size<RP, X_T>(), Q_SIZE = lowrank_q_size<RP, X_T>();
+  constexpr int P_VECS = BM * KC / VEC, P_IT = P_VECS / kThreads;
+  constexpr int Q_VECS = RP * KC / VEC, Q_IT = (Q_VECS + kThreads - 1) / kThreads;
+  static_assert(P_VECS % kThreads == 0, "lowrank_kernel: x tile vectors must split evenly over the threads");
+#ifdef SA2VA_CUDA_EMULATION
+  __shared__ __align__(128) unsigned char smem[lowrank_smem_bytes<RP, X_T>()];
+#else
+  extern __shared__ __align__(128) unsigned char smem[];
+#endif
+  __shared__ int last_block;
+  T* const Ps = reinterpret_cast<T*>(smem);
+  T* const Qs = Ps + 2 * P_SIZE;
+  float* const Cs = reinterpret_cast<float*>(smem);
+
+  pdl_wait_and_release();
+  const int64_t tile = blockIdx.x;
+  const int split = blockIdx.y;
+  const int64_t m0 = tile * BM;
+  const int64_t k_begin = split * a.k_per_split;
+  const int64_t k_end = min64(a.K, k_begin + a.k_per_split);
+  const int n_chunks = k_begin < k_end ? static_cast<int>((k_end - k_begin + KC - 1) / KC) : 0;
+  const T* __restrict__ X = static_cast<const T*>(a.x);
+  const T* __restrict__ Q = static_cast<const T*>(a.q);
+
+  const int warp = threadIdx.x >> 5;
+  const int wm = warp % Cfg::WARPS_M, wn = (warp / Cfg::WARPS_M) % Cfg::WARPS_N;
+  const int wk = warp / (Cfg::WARPS_M * Cfg::WARPS_N);
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][WN / 16];
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < WN / 16; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+
+  // Per chunk c (k0 = k_begin + c·KC): `rem` = reduction indices left in the split (at most KC), `xbase` = the
+  // chunk's first x element; a thread's vectors sit at 32-bit offsets from it (host: BM·x_ld and KC·x_ld < 2^31).
+  // Forward: vector v covers x row m0 + i, columns k0 + kk .. +VEC; backward: x row k0 + kk, columns m0 + i .. +VEC.
+  const int m_rem = static_cast<int>(min64(a.M - m0, BM));
+  auto chunk_rem = [&](int c) { return static_cast<int>(min64(k_end - (k_begin + static_cast<int64_t>(c) * KC), KC)); };
+  auto chunk_xbase = [&](int c) {
+    const int64_t k0 = k_begin + static_cast<int64_t>(c) * KC;
+    return X_T ? k0 * a.x_ld + m0 : m0 * a.x_ld + k0;
+  };
+  // vector it of this thread: offset from xbase, stage slot, and valid element count
+  auto x_vec = [&](int it, int rem, int& off, int& slot) {
+    const int v = threadIdx.x + it * kThreads;
+    int count;
+    if (X_T) {
+      const int kk = v / (BM / VEC), i = (v % (BM / VEC)) * VEC;
+      off = kk * static_cast<int>(a.x_ld) + i;
+      slot = kk * LDP + i;
+      count = kk < rem ? min(VEC, m_rem - i) : 0;
+    } else {
+      const int i = v / (KC / VEC), kk = (v % (KC / VEC)) * VEC;
+      off = i * static_cast<int>(a.x_ld) + kk;
+      slot = i * LDP + kk;
+      count = i < m_rem ? min(VEC, rem - kk) : 0;
+    }
+    return count > 0 ? count : 0;
+  };
+
+  uint4 xr[P_IT];
+  uint32_t keep[P_IT];
+  // Issues the loads of chunk c: x into registers, the other operand straight into its stage by cp.async (it needs
+  // no mask; tails and unaligned operands element-wise). Then the keep bits, while the loads are in flight. Stage
+  // (c % 2) is free: every warp passed the barrier after its product of chunk c - 2.
+  auto load_chunk = [&](int c) {
+    const int rem = chunk_rem(c);
+    const int64_t xb = chunk_xbase(c);
+#pragma unroll
+    for (int it = 0; it < P_IT; ++it) {
+      int off, slot;
+      const int count = x_vec(it, rem, off, slot);
+      xr[it] = load16(X + (count > 0 ? xb + off : 0), count, a.vec_x);
+    }
+    const int64_t k0 = k_begin + static_cast<int64_t>(c) * KC;
+    const T* qb = X_T ? Q + k0 * a.q_ld : Q + k0;
+    T* qs = Qs + (c & 1) * Q_SIZE;
+#pragma unroll
+    for (int it = 0; it < Q_IT; ++it) {
+      const int v = threadIdx.x + it * kThreads;
+      if (Q_VECS % kThreads != 0 && v >= Q_VECS) continue;
+      int off, slot, count;
+      if (X_T) {  // ds rows k0 + kk, columns j .. j+VEC
+        const int kk = v / (RP / VEC), j = (v % (RP / VEC)) * VEC;
+        off = kk * static_cast<int>(a.q_ld) + j;
+        slot = kk * LDQ + j;
+        count = kk < rem ? min(VEC, a.R - j) : 0;
+      } else {    // A rows j, columns k0 + kk .. +VEC
+        const int j = v / (KC / VEC), kk = (v % (KC / VEC)) * VEC;
+        off = j * static_cast<int>(a.q_ld) + kk;
+        slot = j * LDQ + kk;
+        count = j < a.R ? min(VEC, rem - kk) : 0;
+      }
+      if (count >= VEC && a.vec_q) {
+        __pipeline_memcpy_async(qs + slot, qb + off, 16);
+      } else {
+        Vec16<T> u;
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) u.e[e] = e < count ? qb[off + e] : zero_of<T>();
+        *reinterpret_cast<uint4*>(qs + slot) = u.raw;
+      }
+    }
+    __pipeline_commit();
+    if (a.dropout) {
+#pragma unroll
+      for (int it = 0; it < P_IT; ++it) {
+        int off, slot;
+        const int count = x_vec(it, rem, off, slot);
+        keep[it] = count > 0 ? keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>(xb + off), count) : 0u;
+      }
+    }
+  };
+  // x registers -> stage c % 2, dropped elements zeroed on the way; waits for the stage's cp.async copies
+  auto store_chunk = [&](int c) {
+    const int rem = chunk_rem(c);
+    T* ps = Ps + (c & 1) * P_SIZE;
+#pragma unroll
+    for (int it = 0; it < P_IT; ++it) {
+      int off, slot;
+      x_vec(it, rem, off, slot);
+      Vec16<T> u;
+      u.raw = xr[it];
+      if (a.dropout) {
+#pragma unroll
+        for (int e = 0; e < VEC; ++e)
+          if (!((keep[it] >> e) & 1u)) u.e[e] = zero_of<T>();
+      }
+#ifdef SA2VA_CUDA_EMULATION
+      emu::check_aligned(ps + slot, 16, "lowrank_kernel x stage");
+#endif
+      *reinterpret_cast<uint4*>(ps + slot) = u.raw;
+    }
+    __pipeline_wait_prior(0);
+  };
+  using LayoutX = typename LayoutOf<X_T>::type;   // x stage read as matrix_a: row-major (forward), transposed (dA)
+  using LayoutQ = typename LayoutOf<!X_T>::type;  // A's rows are Q's columns; ds's rows are Q's rows
+  auto multiply = [&](int c) {
+    const T* ps = Ps + (c & 1) * P_SIZE;
+    const T* qs = Qs + (c & 1) * Q_SIZE;
+#pragma unroll
+    for (int s0 = 0; s0 < KC / 16; s0 += Cfg::WARPS_K) {
+      const int kk = (s0 + wk) * 16;
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, LayoutX> fa[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const int r = wm * 32 + 16 * i;
+        wmma::load_matrix_sync(fa[i], X_T ? ps + kk * LDP + r : ps + r * LDP + kk, LDP);
+      }
+#pragma unroll
+      for (int j = 0; j < WN / 16; ++j) {
+        const int col = wn * WN + 16 * j;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, LayoutQ> fb;
+        wmma::load_matrix_sync(fb, X_T ? qs + kk * LDQ + col : qs + col * LDQ + kk, LDQ);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) wmma::mma_sync(acc[i][j], fa[i], fb, acc[i][j]);
+      }
+    }
+  };
+
+  if (n_chunks > 0) load_chunk(0);
+  for (int c = 0; c < n_chunks; ++c) {
+    store_chunk(c);
+    // publishes stage c % 2; every warp is also past its product of chunk c - 1 (the other stage), which the
+    // next store_chunk overwrites
+    __syncthreads();
+    if (c + 1 < n_chunks) load_chunk(c + 1);  // in flight during the product of chunk c
+    multiply(c);
+  }
+  __syncthreads();  // the stages are dead: the accumulator tiles take their place
+
+  // Cs[wk][i][j] (forward) or Cs[wk][j][i] (backward: i runs along the output rows of dA)
+  constexpr int C_TILE = (X_T ? RP : BM) * LDC;
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < WN / 16; ++j) {
+      const int r = wm * 32 + 16 * i, col = wn * WN + 16 * j;
+      if (X_T) wmma::store_matrix_sync(Cs + wk * C_TILE + col * LDC + r, acc[i][j], LDC, wmma::mem_col_major);
+      else wmma::store_matrix_sync(Cs + wk * C_TILE + r * LDC + col, acc[i][j], LDC, wmma::mem_row_major);
+    }
+  __syncthreads();
+
+  // element v of the tile's valid part: output-row offset i and column j, with consecutive threads on consecutive
+  // addresses of the output (j in forward: xs rows; i in backward: dA rows)
+  const int R = a.R;
+  auto elem = [&](int v, int& i, int& j) {
+    if (X_T) { i = v % BM; j = v / BM; }
+    else { i = v / R; j = v % R; }
+  };
+  const int64_t m_pad = a.m_tiles * BM;
+  const int64_t stride = m_pad * RP;  // between splits in the partials
+  auto pidx = [&](int i, int j) { return X_T ? j * m_pad + m0 + i : (m0 + i) * RP + j; };
+  auto block_sum = [&](int i, int j) {
+    float s = 0.0f;
+#pragma unroll
+    for (int w = 0; w < Cfg::WARPS_K; ++w) s += Cs[w * C_TILE + (X_T ? j * LDC + i : i * LDC + j)];
+    return s;
+  };
+  auto epilogue = [&](int i, int j, float sum) {
+    const int64_t row = m0 + i;
+    if (X_T) {
+      float* g = static_cast<float*>(a.out);
+      g[static_cast<int64_t>(j) * a.out_ld + row] += a.scale * sum;
+    } else {
+      static_cast<T*>(a.out)[row * a.out_ld + j] = from_f<T>(a.scale * sum);
+    }
+  };
+
+  if (a.splits == 1) {
+    for (int v = threadIdx.x; v < BM * R; v += kThreads) {
+      int i, j;
+      elem(v, i, j);
+      if (m0 + i < a.M) epilogue(i, j, block_sum(i, j));
+    }
+    return;
+  }
+  for (int v = threadIdx.x; v < BM * R; v += kThreads) {
+    int i, j;
+    elem(v, i, j);
+    if (m0 + i < a.M) a.partial[split * stride + pidx(i, j)] = block_sum(i, j);
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const unsigned done = atomicAdd(&a.counters[tile], 1u);
+    last_block = done == static_cast<unsigned>(a.splits - 1);
+    if (last_block) a.counters[tile] = 0u;  // ready for the next kernel on this stream
+  }
+  __syncthreads();
+  if (!last_block) return;
+  __threadfence();
+  for (int v = threadIdx.x; v < BM * R; v += kThreads) {
+    int i, j;
+    elem(v, i, j);
+    if (m0 + i < a.M) epilogue(i, j, sum_partials(a.partial + pidx(i, j), stride, a.splits));
+  }
+}
+
+// ============================================================================================================
+// masked_expand_kernel: dx[t, c] = keep(t, c) ? scale · Σ_j ds[t, j]·A[j, c] : 0    (16-bit, r <= 128, dropout)
+// The low-rank term of dx with the dropout mask applied in the epilogue, so that dx is written once instead of
+// written by a cuBLAS GEMM, then read and rewritten by an in-place mask pass (the caller's dY·W accumulates onto
+// it with beta = 1 either way). The output is the whole cost (T x d_in, K = r only): each block keeps its 64 rows
+// of ds in shared memory and walks a strided set of 128-column tiles; the next tile of A comes by cp.async while
+// the current one is multiplied, and the keep bits of a tile (one Philox block per 8 elements) are computed while
+// its A tile is on the way. 8 warps as 2 x 4, each with a 32 x 32 accumulator tile; the tile goes through shared
+// memory (aliasing its own, consumed A stage) to 16-byte stores.
+// The earlier expand_kernel, one tile per block with synchronous operand loads, ran at 4-5 % of DRAM bandwidth on
+// the H200 (RESULTS.md): every block waited on L2 latency in turn with nothing else to overlap.
+struct MaskedExpandArgs {
+  const void* ds;  // [M, R]
+  const void* a;   // [R, N]
+  int64_t M, N;
+  int R;
+  uint32_t p16;
+  uint64_t seed, offset;
+  float scale;
+  void* out;       // [M, N]
+  int n_groups;    // gridDim.y: block (x, y) takes column tiles y, y + n_groups, ...
+  int64_t n_tiles;
+  bool vec_ds, vec_a, vec_out;
+};
+
+constexpr int kMeBM = 64, kMeBN = 128;
+template <int RP>
+constexpr int me_ldq() { return kMeBN + 8; }
+template <int RP>
+constexpr int me_stage_bytes() {
+  // an A tile [RP x BN] (16-bit) or, after its product, the fp32 accumulator tile [BM x BN + 4]
+  return RP * me_ldq<RP>() * 2 > kMeBM * (kMeBN + 4) * 4 ? RP * me_ldq<RP>() * 2 : kMeBM * (kMeBN + 4) * 4;
+}
+template <int RP>
+constexpr int me_smem_bytes() { return kMeBM * (RP + 8) * 2 + 2 * me_stage_bytes<RP>(); }
+
+template <typename T, int RP>
+__global__ void __launch_bounds__(kThreads, 2) masked_expand_kernel(const MaskedExpandArgs a) {
+  static_assert(is_16bit<T>(), "masked_expand_kernel: 16-bit dtypes only");
+  constexpr int BM = kMeBM, BN = kMeBN, VEC = vec_of<T>(), LDS = RP + 8, LDQ = me_ldq<RP>(), LDC = BN + 4;
+  constexpr int STAGE = me_stage_bytes<RP>();
+  constexpr int S_VECS = BM * RP / VEC, S_IT = (S_VECS + kThreads - 1) / kThreads;
+  constexpr int A_VECS = RP * BN / VEC, A_IT = (A_VECS + kThreads - 1) / kThreads;
+  constexpr int OUT_IT = BM * BN / VEC / kThreads;
+  static_assert(BM * BN / VEC % kThreads == 0, "masked_expand_kernel: output vectors must split evenly");
+#ifdef SA2VA_CUDA_EMULATION
+  __shared__ __align__(128) unsigned char smem[me_smem_bytes<RP>()];
+#else
+  extern __shared__ __align__(128) unsigned char smem[];
+#endif
+  T* const Ss = reinterpret_cast<T*>(smem);
+  unsigned char* const stages = smem + BM * LDS * 2;
+
+  pdl_wait_and_release();
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM;
+  const int m_rem = static_cast<int>(min64(a.M - m0, BM));
+  const T* __restrict__ DS = static_cast<const T*>(a.ds);
+  const T* __restrict__ A = static_cast<const T*>(a.a);
+  T* __restrict__ out = static_cast<T*>(a.out);
+
+  // ds rows m0 .. m0+BM-1 (all r columns, zeros past M and R), once per block
+#pragma unroll
+  for (int it = 0; it < S_IT; ++it) {
+    const int v = threadIdx.x + it * kThreads;
+    if (S_VECS % kThreads != 0 && v >= S_VECS) continue;
+    const int i = v / (RP / VEC), j = (v % (RP / VEC)) * VEC;
+    const int count = i < m_rem ? min(VEC, a.R - j) : 0;
+    const T* src = DS + (count > 0 ? (m0 + i) * a.R + j : 0);
+    if (count >= VEC && a.vec_ds) {
+      __pipeline_memcpy_async(Ss + i * LDS + j, src, 16);
+    } else {
+      Vec16<T> u;
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) u.e[e] = e < count ? src[e] : zero_of<T>();
+      *reinterpret_cast<uint4*>(Ss + i * LDS + j) = u.raw;
+    }
+  }
+
+  // A tile of column tile nt -> stage s (copies committed as one group by the caller)
+  auto load_a = [&](int64_t nt, int s) {
+    T* as = reinterpret_cast<T*>(stages + s * STAGE);
+    const int64_t n0 = nt * BN;
+#pragma unroll
+    for (int it = 0; it < A_IT; ++it) {
+      const int v = threadIdx.x + it * kThreads;
+      if (A_VECS % kThreads != 0 && v >= A_VECS) continue;
+      const int j = v / (BN / VEC), n = (v % (BN / VEC)) * VEC;
+      const int count = j < a.R ? static_cast<int>(min64(VEC, a.N - n0 - n)) : 0;
+      const T* src = A + (count > 0 ? static_cast<int64_t>(j) * a.N + n0 + n : 0);
+      if (count >= VEC && a.vec_a) {
+        __pipeline_memcpy_async(as + j * LDQ + n, src, 16);
+      } else {
+        Vec16<T> u;
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) u.e[e] = e < count ? src[e] : zero_of<T>();
+        *reinterpret_cast<uint4*>(as + j * LDQ + n) = u.raw;
+      }
+    }
+  };
+  // output vector `it` of this thread in a tile: row i, columns nn .. nn+VEC-1
+  auto out_coords = [](int it, int& i, int& nn) {
+    const int v = threadIdx.x + it * kThreads;
+    i = v / (BN / VEC);
+    nn = (v % (BN / VEC)) * VEC;
+  };
+
+  const int warp = threadIdx.x >> 5;
+  const int wm = warp % 2, wn = warp / 2;  // 2 x 4 warps of 32 x 32
+  int64_t nt = blockIdx.y;
+  if (nt < a.n_tiles) load_a(nt, 0);
+  __pipeline_commit();  // with the ds copies: the first group
+  for (int c = 0; nt < a.n_tiles; ++c, nt += a.n_groups) {
+    const int st = c & 1;
+    const int64_t n0 = nt * BN;
+    __pipeline_wait_prior(0);
+    // publishes A tile c (and ds); every thread is past the epilogue of tile c - 1, which read the other stage
+    __syncthreads();
+    if (nt + a.n_groups < a.n_tiles) load_a(nt + a.n_groups, st ^ 1);
+    __pipeline_commit();
+    uint32_t keep[OUT_IT];
+#pragma unroll
+    for (int it = 0; it < OUT_IT; ++it) {
+      int i, nn;
+      out_coords(it, i, nn);
+      const int64_t col = n0 + nn;
+      keep[it] = i < m_rem && col < a.N
+                     ? keep_bits(a.seed, a.offset, a.p16, static_cast<uint64_t>((m0 + i) * a.N + col),
+                                 static_cast<int>(min64(VEC, a.N - col)))
+                     : 0u;
+    }
+    const T* as = reinterpret_cast<const T*>(stages + st * STAGE);
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+#pragma unroll
+    for (int kk = 0; kk < RP; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], Ss + (wm * 32 + 16 * i) * LDS + kk, LDS);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb;
+        wmma::load_matrix_sync(fb, as + kk * LDQ + wn * 32 + 16 * j, LDQ);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) wmma::mma_sync(acc[i][j], fa[i], fb, acc[i][j]);
+      }
+    }
+    __syncthreads();  // every warp is done with A tile c: its stage takes the accumulators
+    float* cs = reinterpret_cast<float*>(stages + st * STAGE);
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        wmma::store_matrix_sync(cs + (wm * 32 + 16 * i) * LDC + wn * 32 + 16 * j, acc[i][j], LDC, wmma::mem_row_major);
+    __syncthreads();
+#pragma unroll
+    for (int it = 0; it < OUT_IT; ++it) {
+      int i, nn;
+      out_coords(it, i, nn);
+      const int64_t col = n0 + nn;
+      if (i >= m_rem || col >= a.N) continue;
+      const int n_here = static_cast<int>(min64(VEC, a.N - col));
+      Vec16<T> u;
+#pragma unroll
+      for (int e = 0; e < VEC; ++e)
+        u.e[e] = from_f<T>(((keep[it] >> e) & 1u) ? cs[i * LDC + nn + e] * a.scale : 0.0f);
+      T* dst = out + (m0 + i) * a.N + col;
+      if (a.vec_out && n_here == VEC) {
+        *reinterpret_cast<uint4*>(dst) = u.raw;
+      } else {
+        for (int e = 0; e < n_here; ++e) dst[e] = u.e[e];
+      }
+    }
+  }
+  __pipeline_wait_prior(0);
 }
 
 // ============================================================================================================
@@ -922,37 +1406,33 @@ SkinnyPlan plan_skinny(int64_t M, int64_t K, int rp, int64_t esize, bool p_cols,
 constexpr int64_t kAlign = 256;
 
 struct ForwardLayout {
-  SkinnyPlan shrink;
-  int rp;
   int64_t partial_off, xs_off, xd_off, total;
 };
 
 // Scratch of one call inside the per-stream workspace (common/workspace.h), reused by the next call on the stream
-// (ordered after this one): xs when the caller does not keep it (inference); drop(x) for the cuBLAS path with
-// dropout; the fp32 split-K partials of the multi-adapter kernels.
-ForwardLayout forward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool has_xs, bool multi,
-                             bool dropout) {
+// (ordered after this one): the fp32 split-K partials of our kernels; xs when the caller does not keep it
+// (inference); drop(x) when the cuBLAS path runs with dropout (xd).
+ForwardLayout forward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool has_xs, int64_t partial_bytes,
+                             bool xd) {
   ForwardLayout l;
-  l.rp = rank_pad(rank);
-  l.shrink = plan_skinny(rows, d_in, l.rp, elem_size(dtype), false, true);
   l.partial_off = 0;
-  l.xs_off = multi ? align_up(l.shrink.partial_floats() * l.rp * 4, kAlign) : 0;
+  l.xs_off = align_up(partial_bytes, kAlign);
   l.xd_off = has_xs ? l.xs_off : align_up(l.xs_off + rows * rank * elem_size(dtype), kAlign);
-  l.total = dropout && !multi ? align_up(l.xd_off + rows * d_in * elem_size(dtype), kAlign) : l.xd_off;
+  l.total = xd ? align_up(l.xd_off + rows * d_in * elem_size(dtype), kAlign) : l.xd_off;
   return l;
 }
 
-// ds = dY·B and, with dropout, drop(x) for dA's product.
+// ds = dY·B, then the partials of the fused dA product or, for the cuBLAS path with dropout, drop(x).
 struct BackwardLayout {
   int64_t ds_off, xd_off, total;
 };
 
-BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, bool dropout) {
+BackwardLayout backward_layout(int dtype, int64_t rows, int64_t d_in, int64_t rank, int64_t partial_bytes, bool xd) {
   BackwardLayout l;
   const int64_t es = elem_size(dtype);
   l.ds_off = 0;
   l.xd_off = align_up(rows * rank * es, kAlign);
-  l.total = dropout ? align_up(l.xd_off + rows * d_in * es, kAlign) : l.xd_off;
+  l.total = align_up(l.xd_off + std::max<int64_t>(partial_bytes, xd ? rows * d_in * es : 0), kAlign);
   return l;
 }
 
@@ -977,16 +1457,19 @@ bool pdl_enabled() {
 }
 
 // Launches with the programmatic-dependent-launch attribute where the GPU has it (see pdl_wait_and_release).
+// smem: dynamic shared memory in bytes (over 48 KB, the kernel must have been allowed it: allow_smem).
 template <typename... KArgs, typename... Args>
-void launch_kernel(void (*kernel)(KArgs...), dim3 grid, cudaStream_t stream, const char* name, Args... args) {
+void launch_kernel_smem(void (*kernel)(KArgs...), dim3 grid, size_t smem, cudaStream_t stream, const char* name,
+                        Args... args) {
 #ifdef SA2VA_CUDA_EMULATION
+  (void)smem;
   SA2VA_LAUNCH(grid, kThreads, stream, kernel)(args...);
 #else
   if (pdl_enabled()) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = 0;
+    cfg.dynamicSmemBytes = smem;
     cfg.stream = stream;
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -995,10 +1478,31 @@ void launch_kernel(void (*kernel)(KArgs...), dim3 grid, cudaStream_t stream, con
     cfg.numAttrs = 1;
     SA2VA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
   } else {
-    SA2VA_LAUNCH(grid, kThreads, stream, kernel)(args...);
+    kernel<<<grid, kThreads, smem, stream>>>(args...);
   }
 #endif
   SA2VA_CUDA_CHECK_LAUNCH(name);
+}
+
+template <typename... KArgs, typename... Args>
+void launch_kernel(void (*kernel)(KArgs...), dim3 grid, cudaStream_t stream, const char* name, Args... args) {
+  launch_kernel_smem(kernel, grid, 0, stream, name, args...);
+}
+
+// Lets `kernel` use `bytes` of dynamic shared memory on the current device (needed above 48 KB), once per device;
+// `done` is the caller's per-kernel record.
+template <typename K>
+void allow_smem(K kernel, int bytes, std::atomic<bool> (&done)[64]) {
+#ifdef SA2VA_CUDA_EMULATION
+  (void)kernel; (void)bytes; (void)done;
+#else
+  if (bytes <= 48 * 1024) return;
+  int dev = 0;
+  SA2VA_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev >= 0 && dev < 64 && done[dev].load()) return;
+  SA2VA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  if (dev >= 0 && dev < 64) done[dev].store(true);
+#endif
 }
 
 
@@ -1027,6 +1531,128 @@ void launch_skinny(SkinnyArgs a, const SkinnyPlan& plan, int rp, cudaStream_t st
     case 128: launch_skinny_rp<T, 128>(a, stream); break;
     case 256: launch_skinny_rp<T, 256>(a, stream); break;
     default: fail_arg(str_cat("lora: internal error, padded rank ", rp));
+  }
+}
+
+// Split of the reduction of a lowrank_kernel product: one full wave of resident blocks, but fp32 partials no larger
+// than half of the bytes of x (the operand the kernel streams) and at least two chunks per split, so that every
+// block overlaps loads with products.
+struct LowRankPlan {
+  int rp, splits;
+  int64_t k_per_split, m_tiles;
+  int64_t partial_bytes() const { return splits > 1 ? static_cast<int64_t>(splits) * m_tiles * rp * 4 * bm() : 0; }
+  int bm() const { return rp >= 64 ? LowRankCfg<64>::BM : LowRankCfg<16>::BM; }
+};
+
+LowRankPlan plan_lowrank(int rp, int64_t M, int64_t K) {
+  LowRankPlan p;
+  p.rp = rp;
+  const int kc = rp >= 64 ? LowRankCfg<64>::KC : LowRankCfg<16>::KC;
+  const int per_sm = rp >= 32 ? LowRankCfg<32>::MIN_BLOCKS : LowRankCfg<16>::MIN_BLOCKS;
+  p.m_tiles = ceil_div(M, p.bm());
+  const int64_t chunks = ceil_div(K, kc);
+  const int64_t want = per_sm * static_cast<int64_t>(device_sm_count()) / p.m_tiles;  // at most one wave
+  const int64_t by_traffic = (K * 2) / (8LL * rp);  // partials: splits·M·rp·4 <= M·K·2 / 2
+  const int64_t by_chunks = chunks / 2;
+  const int64_t s = std::max<int64_t>(1, std::min<int64_t>({want, by_traffic, by_chunks, 64}));
+  p.k_per_split = ceil_div(chunks, s) * kc;
+  p.splits = static_cast<int>(ceil_div(K, p.k_per_split));
+  return p;
+}
+
+template <typename T, int RP, bool X_T>
+void launch_lowrank_rp(const LowRankArgs& a, cudaStream_t stream) {
+  static std::atomic<bool> allowed[64];
+  constexpr int smem = lowrank_smem_bytes<RP, X_T>();
+  allow_smem(lowrank_kernel<T, RP, X_T>, smem, allowed);
+  dim3 grid(static_cast<unsigned>(a.m_tiles), static_cast<unsigned>(a.splits));
+  launch_kernel_smem(lowrank_kernel<T, RP, X_T>, grid, smem, stream, "lora lowrank_kernel", a);
+}
+
+template <typename T, bool X_T>
+void launch_lowrank(LowRankArgs a, const LowRankPlan& plan, cudaStream_t stream) {
+  constexpr int VEC = vec_of<T>();
+  a.splits = plan.splits;
+  a.k_per_split = plan.k_per_split;
+  a.m_tiles = plan.m_tiles;
+  a.vec_x = aligned16(a.x) && a.x_ld % VEC == 0;
+  a.vec_q = aligned16(a.q) && a.q_ld % VEC == 0;
+  SA2VA_CHECK_ARG(a.m_tiles < (1LL << 31) && a.splits <= 65535, "lora: operand too large for one launch (", a.M,
+                  " x ", a.K, ")");
+  if constexpr (!is_16bit<T>()) {
+    fail_arg("lora: internal error, lowrank_kernel for fp32");  // use_lowrank() keeps fp32 on cuBLAS
+  } else {
+    switch (plan.rp) {
+      case 16: launch_lowrank_rp<T, 16, X_T>(a, stream); break;
+      case 32: launch_lowrank_rp<T, 32, X_T>(a, stream); break;
+      case 64: launch_lowrank_rp<T, 64, X_T>(a, stream); break;
+      case 128: launch_lowrank_rp<T, 128, X_T>(a, stream); break;
+      default: fail_arg(str_cat("lora: internal error, lowrank_kernel for padded rank ", plan.rp));
+    }
+  }
+}
+
+std::atomic<int> g_fused{-1};  // -1: decide from SA2VA_LORA_FUSED (default 1)
+
+int fused_mode() {
+  int mode = g_fused.load();
+  if (mode < 0) {
+    const char* env = std::getenv("SA2VA_LORA_FUSED");
+    mode = (env && env[0] >= '0' && env[0] <= '3' && env[1] == 0) ? env[0] - '0' : 1;
+    g_fused.store(mode);
+  }
+  return mode;
+}
+
+// Whether the products that read x run in lowrank_kernel (dropout fused) instead of cuBLAS: 16-bit dtypes with
+// r <= 128, and by default only where there is a dropout to fuse, since without one cuBLAS reads x as directly as
+// we do. Modes (lora_set_fused): 1 default; 2 our kernel at p = 0 too; 3 as 1 but dx's term on cuBLAS + the mask
+// pass; 0 cuBLAS everywhere (2, 3 and 0 are for measurements).
+bool use_lowrank(int dtype, int64_t rank, uint32_t p16, int64_t d_in) {
+  const int mode = fused_mode();
+  // the kernel addresses a tile's rows (<= 128 of x) with 32-bit offsets
+  if (dtype == F32 || rank_pad(rank) > 128 || d_in >= (1LL << 31) / 128) return false;
+  return mode == 2 || ((mode == 1 || mode == 3) && p16 != 0);
+}
+
+// Whether dx's low-rank term is written masked by masked_expand_kernel (instead of a cuBLAS GEMM and the in-place
+// mask): with dropout, 16-bit, r <= 128, modes 1 and 2.
+bool use_masked_dx(int dtype, int64_t rank, uint32_t p16) {
+  const int mode = fused_mode();
+  return p16 != 0 && dtype != F32 && rank_pad(rank) <= 128 && (mode == 1 || mode == 2);
+}
+
+template <typename T, int RP>
+void launch_masked_expand_rp(const MaskedExpandArgs& a, dim3 grid, cudaStream_t stream) {
+  static std::atomic<bool> allowed[64];
+  constexpr int smem = me_smem_bytes<RP>();
+  allow_smem(masked_expand_kernel<T, RP>, smem, allowed);
+  launch_kernel_smem(masked_expand_kernel<T, RP>, grid, smem, stream, "lora masked_expand_kernel", a);
+}
+
+template <typename T>
+void launch_masked_expand(MaskedExpandArgs a, cudaStream_t stream) {
+  constexpr int VEC = vec_of<T>();
+  a.vec_ds = aligned16(a.ds) && a.R % VEC == 0;
+  a.vec_a = aligned16(a.a) && a.N % VEC == 0;
+  a.vec_out = aligned16(a.out) && a.N % VEC == 0;
+  const int64_t m_tiles = ceil_div(a.M, kMeBM);
+  a.n_tiles = ceil_div(a.N, kMeBN);
+  // two resident blocks per SM, one wave; the column tiles of a row tile are shared among n_groups blocks
+  a.n_groups = static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>({2LL * device_sm_count() / m_tiles, a.n_tiles, 65535})));
+  SA2VA_CHECK_ARG(m_tiles < (1LL << 31), "lora: too many rows for one launch (", a.M, ")");
+  const dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(a.n_groups));
+  if constexpr (!is_16bit<T>()) {
+    fail_arg("lora: internal error, masked_expand_kernel for fp32");  // use_masked_dx() keeps fp32 on cuBLAS
+  } else {
+    switch (rank_pad(a.R)) {
+      case 16: launch_masked_expand_rp<T, 16>(a, grid, stream); break;
+      case 32: launch_masked_expand_rp<T, 32>(a, grid, stream); break;
+      case 64: launch_masked_expand_rp<T, 64>(a, grid, stream); break;
+      case 128: launch_masked_expand_rp<T, 128>(a, grid, stream); break;
+      default: fail_arg(str_cat("lora: internal error, masked_expand_kernel for rank ", a.R));
+    }
   }
 }
 
@@ -1198,8 +1824,10 @@ void forward_multi_typed(const void* x, int dtype, int64_t rows, int64_t d_in, i
                          const void* A, const void* B, const void* bias, const int64_t* adapter_index,
                          int64_t n_adapters, const float* adapter_scales, float p, uint64_t seed, uint64_t offset,
                          void* xs, void* y, cudaStream_t stream) {
-  const ForwardLayout l = forward_layout(dtype, rows, d_in, rank, xs != nullptr, true, p > 0.0f);
-  const StreamWorkspace ws = stream_workspace(stream, static_cast<size_t>(l.shrink.m_tiles), static_cast<size_t>(l.total));
+  const int rp = rank_pad(rank);
+  const SkinnyPlan shrink = plan_skinny(rows, d_in, rp, elem_size(dtype), false, true);
+  const ForwardLayout l = forward_layout(dtype, rows, d_in, rank, xs != nullptr, shrink.partial_floats() * rp * 4, false);
+  const StreamWorkspace ws = stream_workspace(stream, static_cast<size_t>(shrink.m_tiles), static_cast<size_t>(l.total));
   char* w = static_cast<char*>(ws.scratch);
   if (!xs) xs = w + l.xs_off;
   const uint32_t p16 = lora_dropout_p16(p);
@@ -1213,8 +1841,8 @@ void forward_multi_typed(const void* x, int dtype, int64_t rows, int64_t d_in, i
   s.scale = lora_dropout_scale(p16);
   s.partial = reinterpret_cast<float*>(w + l.partial_off);
   s.counters = ws.counters;
-  s.mode = kRows; s.out = xs; s.out_ld = rank;
-  launch_skinny<T>(s, l.shrink, l.rp, stream);
+  s.out = xs; s.out_ld = rank;
+  launch_skinny<T>(s, shrink, rp, stream);
 
   ExpandArgs e{};
   e.s = xs; e.s_ld = rank; e.M = rows; e.N = d_out; e.R = static_cast<int>(rank);
@@ -1226,31 +1854,46 @@ void forward_multi_typed(const void* x, int dtype, int64_t rows, int64_t d_in, i
 }
 
 // Single adapter (training and inference):
-//   [dropout]  Xd = keep⊙x                      (workspace; with p = 0 cuBLAS reads x itself)
-//   xs = s/(1-p')·Xd·Aᵀ                          GemmEx(T, N): m = r, n = rows, k = d_in, rounded once to the dtype
-//   y  = xs·Bᵀ (+ bias)                          GemmEx(T, N): m = d_out, n = rows, k = r; with a bias, beta = 1
-//                                                onto rows of bias written first
+//   xs = s/(1-p')·(keep⊙x)·Aᵀ     with dropout (16-bit, r <= 128): lowrank_kernel, the mask applied while x is copied
+//                                 otherwise GemmEx(T, N): m = r, n = rows, k = d_in, on x or on keep⊙x written to
+//                                 the workspace by dropout_apply_kernel (fp32, r > 128); rounded once to the dtype
+//   y  = xs·Bᵀ (+ bias)           GemmEx(T, N): m = d_out, n = rows, k = r; with a bias, beta = 1 onto rows of bias
+//                                 written first
 template <typename T>
 void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
                    const void* A, const void* B, const void* bias, float scale, float p, uint64_t seed,
                    uint64_t offset, void* xs, void* y, cudaStream_t stream) {
   const uint32_t p16 = lora_dropout_p16(p);
-  const ForwardLayout l = forward_layout(dtype, rows, d_in, rank, xs != nullptr, false, p16 != 0);
-  const StreamWorkspace ws = stream_workspace(stream, 1, static_cast<size_t>(l.total));
+  const bool fused = use_lowrank(dtype, rank, p16, d_in);
+  const LowRankPlan plan = fused ? plan_lowrank(rank_pad(rank), rows, d_in) : LowRankPlan{};
+  const ForwardLayout l = forward_layout(dtype, rows, d_in, rank, xs != nullptr, fused ? plan.partial_bytes() : 0,
+                                         !fused && p16 != 0);
+  const StreamWorkspace ws = stream_workspace(stream, fused ? static_cast<size_t>(plan.m_tiles) : 1,
+                                              static_cast<size_t>(l.total));
   char* w = static_cast<char*>(ws.scratch);
   if (!xs) xs = w + l.xs_off;
   const int ct = cuda_type_of(dtype);
   const int R = blas_dim(rank, "rank"), T_ = blas_dim(rows, "rows"), DI = blas_dim(d_in, "d_in"),
             DO = blas_dim(d_out, "d_out");
   blas_dim(rows * std::max(d_in, d_out), "rows x d");
-  const void* xin = x;
-  if (p16 != 0) {
-    void* xd = w + l.xd_off;
-    launch_dropout_apply<T>(x, xd, rows * d_in, seed, offset, p16, stream);
-    xin = xd;
+  const float s = scale * lora_dropout_scale(p16);
+  if (fused) {
+    LowRankArgs a{};
+    a.x = x; a.x_ld = d_in; a.q = A; a.q_ld = d_in; a.M = rows; a.K = d_in; a.R = R;
+    a.dropout = p16 != 0; a.p16 = p16; a.seed = seed; a.offset = offset; a.scale = s;
+    a.partial = reinterpret_cast<float*>(w + l.partial_off); a.counters = ws.counters;
+    a.out = xs; a.out_ld = rank;
+    launch_lowrank<T, false>(a, plan, stream);
+  } else {
+    const void* xin = x;
+    if (p16 != 0) {
+      void* xd = w + l.xd_off;
+      launch_dropout_apply<T>(x, xd, rows * d_in, seed, offset, p16, stream);
+      xin = xd;
+    }
+    blas_gemm(stream, kBlasOpT, kBlasOpN, R, T_, DI, s, A, ct, DI, xin, ct, DI, 0.0f, xs, ct, R,
+              "xs = s·drop(x)·Aᵀ");
   }
-  blas_gemm(stream, kBlasOpT, kBlasOpN, R, T_, DI, scale * lora_dropout_scale(p16), A, ct, DI, xin, ct, DI, 0.0f, xs,
-            ct, R, "xs = s·drop(x)·Aᵀ");
   float beta = 0.0f;
   if (bias) {
     constexpr int VEC = vec_of<T>();
@@ -1262,18 +1905,25 @@ void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t
   blas_gemm(stream, kBlasOpT, kBlasOpN, DO, T_, R, 1.0f, B, ct, R, xs, ct, R, beta, y, ct, DO, "y = xs·Bᵀ + bias");
 }
 
-// Backward (single adapter), all products by cuBLAS with fp32 accumulation:
+// Backward (single adapter), fp32 accumulation throughout:
 //   ds  = dY·B                     GemmEx(N, N): m = r, n = rows, k = d_out          (workspace, dtype)
 //   dB += dYᵀ·xs                   GemmEx(N, T): m = r, n = d_out, k = rows, beta = 1 (fp32)
-//   dA += s/(1-p')·dsᵀ·(keep⊙x)    GemmEx(N, T): m = d_in, n = r, k = rows, beta = 1 (fp32; keep⊙x regenerated)
-//   dx  = s/(1-p')·(ds·A), then ⊙keep in place   GemmEx(N, N): m = d_in, n = rows, k = r
+//   dA += s/(1-p')·dsᵀ·(keep⊙x)    with dropout (16-bit, r <= 128): lowrank_kernel, keep regenerated while x is
+//                                  copied; otherwise GemmEx(N, T): m = d_in, n = r, k = rows, beta = 1 (fp32), on x
+//                                  or on keep⊙x regenerated into the workspace
+//   dx  = s/(1-p')·(ds·A)⊙keep     with dropout (16-bit, r <= 128): masked_expand_kernel, the mask in its epilogue;
+//                                  otherwise GemmEx(N, N): m = d_in, n = rows, k = r, then ⊙keep in place
 template <typename T>
 void backward_typed(const void* x, const void* dy, const void* xs, int dtype, int64_t rows, int64_t d_in,
                     int64_t d_out, int64_t rank, const void* A, const void* B, float scale, float p, uint64_t seed,
                     uint64_t offset, float* gA, float* gB, void* dx, cudaStream_t stream) {
   const uint32_t p16 = lora_dropout_p16(p);
-  const BackwardLayout l = backward_layout(dtype, rows, d_in, rank, p16 != 0);
-  const StreamWorkspace ws = stream_workspace(stream, 1, static_cast<size_t>(l.total));
+  const bool fused = use_lowrank(dtype, rank, p16, d_in);
+  const LowRankPlan plan = fused ? plan_lowrank(rank_pad(rank), d_in, rows) : LowRankPlan{};
+  const BackwardLayout l = backward_layout(dtype, rows, d_in, rank, fused ? plan.partial_bytes() : 0,
+                                           !fused && p16 != 0);
+  const StreamWorkspace ws = stream_workspace(stream, fused ? static_cast<size_t>(plan.m_tiles) : 1,
+                                              static_cast<size_t>(l.total));
   char* w = static_cast<char*>(ws.scratch);
   void* ds = w + l.ds_off;
   const float s = scale * lora_dropout_scale(p16);
@@ -1285,21 +1935,39 @@ void backward_typed(const void* x, const void* dy, const void* xs, int dtype, in
   blas_gemm(stream, kBlasOpN, kBlasOpN, R, T_, DO, 1.0f, B, ct, R, dy, ct, DO, 0.0f, ds, ct, R, "ds = dY·B");
   blas_gemm(stream, kBlasOpN, kBlasOpT, R, DO, T_, 1.0f, xs, ct, R, dy, ct, DO, 1.0f, gB, kCudaR32F, R,
             "dB += dYᵀ·xs");
-  const void* xin = x;
-  if (p16 != 0) {
-    void* xd = w + l.xd_off;
-    launch_dropout_apply<T>(x, xd, rows * d_in, seed, offset, p16, stream);
-    xin = xd;
+  if (fused) {
+    LowRankArgs a{};
+    a.x = x; a.x_ld = d_in; a.q = ds; a.q_ld = rank; a.M = d_in; a.K = rows; a.R = R;
+    a.dropout = p16 != 0; a.p16 = p16; a.seed = seed; a.offset = offset; a.scale = s;
+    a.partial = reinterpret_cast<float*>(w + l.xd_off); a.counters = ws.counters;
+    a.out = gA; a.out_ld = d_in;
+    launch_lowrank<T, true>(a, plan, stream);
+  } else {
+    const void* xin = x;
+    if (p16 != 0) {
+      void* xd = w + l.xd_off;
+      launch_dropout_apply<T>(x, xd, rows * d_in, seed, offset, p16, stream);
+      xin = xd;
+    }
+    blas_gemm(stream, kBlasOpN, kBlasOpT, DI, R, T_, s, xin, ct, DI, ds, ct, R, 1.0f, gA, kCudaR32F, DI,
+              "dA += s·dsᵀ·drop(x)");
   }
-  blas_gemm(stream, kBlasOpN, kBlasOpT, DI, R, T_, s, xin, ct, DI, ds, ct, R, 1.0f, gA, kCudaR32F, DI,
-            "dA += s·dsᵀ·drop(x)");
-  blas_gemm(stream, kBlasOpN, kBlasOpN, DI, T_, R, s, A, ct, DI, ds, ct, R, 0.0f, dx, ct, DI, "dx = s·(ds·A)");
-  if (p16 != 0) launch_dropout_apply<T>(dx, dx, rows * d_in, seed, offset, p16, stream);
+  if (use_masked_dx(dtype, rank, p16)) {
+    MaskedExpandArgs e{};
+    e.ds = ds; e.a = A; e.M = rows; e.N = d_in; e.R = R;
+    e.p16 = p16; e.seed = seed; e.offset = offset; e.scale = s; e.out = dx;
+    launch_masked_expand<T>(e, stream);
+  } else {
+    blas_gemm(stream, kBlasOpN, kBlasOpN, DI, T_, R, s, A, ct, DI, ds, ct, R, 0.0f, dx, ct, DI, "dx = s·(ds·A)");
+    if (p16 != 0) launch_dropout_apply<T>(dx, dx, rows * d_in, seed, offset, p16, stream);
+  }
 }
 
 }  // namespace
 
 void lora_set_pdl(int mode) { g_pdl.store(mode < 0 ? -1 : (mode ? 1 : 0)); }
+
+void lora_set_fused(int mode) { g_fused.store(mode < 0 || mode > 3 ? -1 : mode); }
 
 void lora_forward_cuda(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t d_out, int64_t rank,
                        const void* lora_a, const void* lora_b, const void* bias, float scale,
@@ -1372,6 +2040,7 @@ void lora_merge_cuda(void* w, int dtype, int64_t d_out, int64_t d_in, int64_t ra
 
 namespace sa2va {
 void lora_set_pdl(int) {}
+void lora_set_fused(int) {}
 void lora_forward_cuda(const void*, int, int64_t, int64_t, int64_t, int64_t, const void*, const void*, const void*, float,
                        const int64_t*, int64_t, const float*, float, uint64_t, uint64_t, void*, void*, cudaStream_t) {
   fail_no_cuda("lora_forward_cuda");

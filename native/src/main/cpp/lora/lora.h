@@ -7,11 +7,13 @@
 // the caller runs those through libtorch (cuBLAS on CUDA) with beta = 1 onto the buffer written here, so the
 // LoRA term costs one extra write and one extra read of the output instead of PEFT's 4-6 extra passes.
 //
-// On CUDA the single-adapter low-rank products themselves are cuBLAS GEMMs too (cublasGemmEx, fp32 accumulation,
-// loaded at run time from the process's libcublas), because our hand-written skinny kernels ran at 4-17 % of
-// DRAM bandwidth on the H200 where cuBLAS is near the roofline (benchmarks/RESULTS.md). Ours remain: the Philox
-// dropout (regenerated from the seed, applied to a transient copy of x in the per-stream workspace and in place on
-// dx), the bias start value, and the multi-adapter kernels (a per-row choice of adapter cuBLAS cannot express).
+// On CUDA the single-adapter low-rank products are cuBLAS GEMMs too (cublasGemmEx, fp32 accumulation, loaded at
+// run time from the process's libcublas), because our first hand-written skinny kernels ran at 4-17 % of DRAM
+// bandwidth on the H200 where cuBLAS is near the roofline (benchmarks/RESULTS.md), except where the dropout mask
+// enters a product (training with p > 0, bf16/fp16, r <= 128): there our tensor-core kernels apply the Philox mask
+// (regenerated from the seed, never stored) while copying x (xs, dA) or in the epilogue (dx's term), which cuBLAS
+// cannot, instead of passes over a transient keep⊙x (lora_set_fused switches for A/B measurements). Ours too: the
+// bias start value and the multi-adapter kernels (a per-row choice of adapter cuBLAS cannot express).
 //
 // Layout: every matrix is row-major and contiguous; x is [rows, d_in] (rows = all leading dims flattened).
 // dtype is F32, F16 or BF16 (F64 on the CPU only) for x, dY, W-sized outputs, A, B and xs; accumulation is fp32
@@ -73,6 +75,13 @@ void lora_merge_cuda(void* w, int dtype, int64_t d_out, int64_t d_in, int64_t ra
 // Programmatic dependent launch of the CUDA kernels on sm_90+ (overlaps each launch with the previous kernel's tail):
 // 1 on, 0 off, -1 back to the default (on, unless the environment sets SA2VA_LORA_PDL=0). For A/B measurements.
 void lora_set_pdl(int mode);
+
+// Which kernels run the single-adapter products the dropout touches, for A/B measurements. 1 (default, or the
+// environment's SA2VA_LORA_FUSED): with a dropout (16-bit dtypes, r <= 128) our kernels with the mask fused (xs and
+// dA apply it while copying x, dx's low-rank term in its epilogue), cuBLAS otherwise; 2: as 1, and xs and dA in our
+// kernel at p = 0 too; 3: as 1 but dx's term by cuBLAS and an in-place mask pass; 0: always cuBLAS (keep⊙x through
+// the workspace); -1: back to the default. Results agree within rounding in every mode.
+void lora_set_fused(int mode);
 
 // keep[i] = 1 when element i of a tensor with n elements survives dropout (the rule of lora_dropout.h); for
 // tests and for users who need the mask itself.

@@ -81,10 +81,9 @@ inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment
 inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm, layout_t layout) {
   emu::check_aligned(p, 32, "wmma store pointer");
   if (ldm % 4 != 0) { std::fprintf(stderr, "emu: wmma store ldm %u not a multiple of 4\n", ldm); std::abort(); }
-  if (layout != mem_row_major) std::abort();
   if (threadIdx.x % 32 != 0) return;
   for (int i = 0; i < 16; ++i)
-    for (int j = 0; j < 16; ++j) p[i * ldm + j] = f.x[i * 16 + j];
+    for (int j = 0; j < 16; ++j) p[layout == mem_row_major ? i * ldm + j : j * ldm + i] = f.x[i * 16 + j];
 }
 }  // namespace wmma
 }  // namespace nvcuda

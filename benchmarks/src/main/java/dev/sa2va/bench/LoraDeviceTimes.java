@@ -28,11 +28,13 @@ import org.bytedeco.pytorch.global.torch_cuda;
  * (end - start) / {@value #REPS} is time on the GPU without host launch gaps; median of {@value #REPEATS} such
  * repetitions after warm-up. JMH ({@link LoraBench}) gives the host-inclusive time of the same calls.
  *
- * <pre>java dev.sa2va.bench.LoraDeviceTimes OUT.jsonl [--quick]
+ * <pre>java dev.sa2va.bench.LoraDeviceTimes OUT.jsonl [--quick] [--shapes 896x896,4096x4096] [--ranks 16,128] [--tokens 4096]
  * java dev.sa2va.bench.LoraDeviceTimes --one D_IN D_OUT RANK TOKENS   (8 fwd+bwd calls, nothing else: for ncu)</pre>
  * One JSON object per line: {"impl","op","d_in","d_out","rank","tokens","dropout","pdl","us"}. Ops: fwd, bwd, fwdbwd
  * (the layer), kfwd, kbwd (our kernels alone, no GEMM), and for impl torch fwd, dx (plain GEMMs) and fwd_acc, dx_acc
- * (the same GEMMs with beta = 1 onto a written output, as the layer runs them).
+ * (the same GEMMs with beta = 1 onto a written output, as the layer runs them). Impl ours_cublas (dropout 0.05),
+ * ours_fused (dropout 0) and ours_dx_cublas (dropout 0.05, bwd), T = 4096, r = 16 and 128: the layer with the other
+ * kernels for the products the dropout touches (LoraKernels.lora_set_fused 0, 2, 3), an A/B on the same card.
  */
 public final class LoraDeviceTimes {
     static final int REPS = 20, REPEATS = 3;
@@ -53,7 +55,8 @@ public final class LoraDeviceTimes {
 
     public static void main(String[] args) throws IOException {
         if (args.length < 1) {
-            System.err.println("usage: LoraDeviceTimes OUT.jsonl [--quick] | --one D_IN D_OUT RANK TOKENS");
+            System.err.println("usage: LoraDeviceTimes OUT.jsonl [--quick] [--shapes A,B] [--ranks R,..] [--tokens T,..]"
+                    + " | --one D_IN D_OUT RANK TOKENS");
             System.exit(2);
         }
         if (args[0].equals("--one")) {
@@ -61,11 +64,27 @@ public final class LoraDeviceTimes {
                     Integer.parseInt(args[4]));
             return;
         }
-        boolean quick = Arrays.asList(args).contains("--quick");
+        List<String> a = Arrays.asList(args);
+        boolean quick = a.contains("--quick");
+        String[] shapes = quick ? new String[] {"896x896", "4096x4096"} : SHAPES;
+        int[] ranks = quick ? new int[] {16} : RANKS;
+        int[] tokens = quick ? new int[] {4096} : TOKENS;
+        int i = a.indexOf("--shapes");
+        if (i >= 0) {
+            shapes = args[i + 1].split(",");
+        }
+        i = a.indexOf("--ranks");
+        if (i >= 0) {
+            ranks = Arrays.stream(args[i + 1].split(",")).mapToInt(Integer::parseInt).toArray();
+        }
+        i = a.indexOf("--tokens");
+        if (i >= 0) {
+            tokens = Arrays.stream(args[i + 1].split(",")).mapToInt(Integer::parseInt).toArray();
+        }
         Device d = BenchSupport.cudaOrFail();
         Path file = Path.of(args[0]);
         try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(file, StandardCharsets.UTF_8))) {
-            new LoraDeviceTimes(d, w).run(quick);
+            new LoraDeviceTimes(d, w).run(shapes, ranks, tokens);
         }
         System.out.println("wrote " + file);
     }
@@ -78,7 +97,7 @@ public final class LoraDeviceTimes {
             Tensor x = Torch.randn(ScalarType.Float, d, tokens, dIn).to(ScalarType.BFloat16);
             Tensor dy = Torch.randn(ScalarType.Float, d, tokens, dOut).to(ScalarType.BFloat16);
             LoraLinear l = LoraBench.LoraShapes.layer(w, rank, 0.05, d);
-            // 8 steps of ~13 launches each (dropout, cuBLAS low-rank GEMMs, base GEMMs): enough for ncu's
+            // 8 steps of ~10 launches each (our fused kernels, cuBLAS low-rank and base GEMMs): enough for ncu's
             // --launch-skip 50 --launch-count 24 in benchmarks/lora-gpu.sh to see whole steps after warm-up
             for (int i = 0; i < 8; i++) {
                 try (PointerScope s = new PointerScope()) {
@@ -106,7 +125,7 @@ public final class LoraDeviceTimes {
      * Our kernels without the cuBLAS GEMMs (ops "kfwd", "kbwd"): lora_forward_cuda and lora_backward_cuda on bf16
      * tensors, to set against their traffic floor (lora_report.py).
      */
-    void kernelsAlone(Tensor x, Tensor dy, long dIn, long dOut, int rank, int tokens, double p) {
+    void kernelsAlone(String impl, Tensor x, Tensor dy, long dIn, long dOut, int rank, int tokens, double p) {
         try (PointerScope scope = new PointerScope()) {
             Tensor a = Torch.randn(ScalarType.Float, device, rank, dIn).mul(Torch.scalar(1 / Math.sqrt(dIn)))
                     .to(ScalarType.BFloat16);
@@ -118,10 +137,10 @@ public final class LoraDeviceTimes {
             Tensor gB = Torch.zeros(ScalarType.Float, device, dOut, rank);
             int bf16 = TensorCheck.nativeDType(ScalarType.BFloat16);
             float s = 2.0f;
-            emit("ours", "kfwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() ->
+            emit(impl, "kfwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() ->
                     LoraKernels.lora_forward_cuda(x.data_ptr(), bf16, tokens, dIn, dOut, rank, a.data_ptr(), b.data_ptr(),
                             null, s, null, 0, null, (float) p, 1, 0, xs.data_ptr(), y.data_ptr(), rawStream)));
-            emit("ours", "kbwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() ->
+            emit(impl, "kbwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() ->
                     LoraKernels.lora_backward_cuda(x.data_ptr(), dy.data_ptr(), xs.data_ptr(), bf16, tokens, dIn, dOut,
                             rank, a.data_ptr(), b.data_ptr(), s, (float) p, 1, 0, gA.data_ptr(), gB.data_ptr(),
                             dx.data_ptr(), rawStream)));
@@ -137,10 +156,7 @@ public final class LoraDeviceTimes {
                 rank, tokens, p, pdl, us);
     }
 
-    void run(boolean quick) {
-        String[] shapes = quick ? new String[] {"896x896", "4096x4096"} : SHAPES;
-        int[] ranks = quick ? new int[] {16} : RANKS;
-        int[] tokensList = quick ? new int[] {4096} : TOKENS;
+    void run(String[] shapes, int[] ranks, int[] tokensList) {
         for (String shape : shapes) {
             long[] s = BenchSupport.shape(shape);
             long dIn = s[0], dOut = s[1];
@@ -168,7 +184,7 @@ public final class LoraDeviceTimes {
                             }));
                             LoraLinear.Saved kept = l.forwardTrain(x);
                             if (p == 0.05) {
-                                kernelsAlone(x, dy, dIn, dOut, rank, tokens, p);
+                                kernelsAlone("ours", x, dy, dIn, dOut, rank, tokens, p);
                             }
                             emit("ours", "bwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> l.backward(kept, dy).close()));
                             emit("ours", "fwdbwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> {
@@ -177,16 +193,34 @@ public final class LoraDeviceTimes {
                                 sv.output().close();
                                 sv.close();
                             }));
-                            if (p == 0.05 && tokens == 4096 && (rank == 16 || rank == 128)) {
-                                // the same calls without programmatic dependent launch, on the same card
-                                LoraKernels.lora_set_pdl(0);
-                                emit("ours", "fwdbwd", dIn, dOut, rank, tokens, p, false, deviceMicros(() -> {
-                                    LoraLinear.Saved sv = l.forwardTrain(x);
-                                    l.backward(sv, dy).close();
-                                    sv.output().close();
-                                    sv.close();
-                                }));
-                                LoraKernels.lora_set_pdl(-1);
+                            if (tokens == 4096 && (rank == 16 || rank == 128)) {
+                                // A/B on the same card: with dropout, the products that read x on cuBLAS with keep⊙x
+                                // through the workspace (impl ours_cublas) instead of our fused kernel; at p = 0, our
+                                // kernel instead of cuBLAS (impl ours_fused)
+                                String impl = p > 0 ? "ours_cublas" : "ours_fused";
+                                LoraKernels.lora_set_fused(p > 0 ? 0 : 2);
+                                try {
+                                    emit(impl, "fwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> {
+                                        LoraLinear.Saved sv = l.forwardTrain(x);
+                                        sv.output().close();
+                                        sv.close();
+                                    }));
+                                    emit(impl, "fwdbwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> {
+                                        LoraLinear.Saved sv = l.forwardTrain(x);
+                                        l.backward(sv, dy).close();
+                                        sv.output().close();
+                                        sv.close();
+                                    }));
+                                    if (p > 0) {
+                                        kernelsAlone(impl, x, dy, dIn, dOut, rank, tokens, p);
+                                        // only dx's masked term on cuBLAS + the in-place mask (lora_set_fused 3)
+                                        LoraKernels.lora_set_fused(3);
+                                        emit("ours_dx_cublas", "bwd", dIn, dOut, rank, tokens, p, true,
+                                                deviceMicros(() -> l.backward(kept, dy).close()));
+                                    }
+                                } finally {
+                                    LoraKernels.lora_set_fused(-1);
+                                }
                             }
                             kept.close();
                             l.close();

@@ -181,6 +181,75 @@ class LoraGpuTest {
         }
     }
 
+    /** y, dx, dA, dB of one training step with the layer and data drawn from {@code dataSeed}, in lora_set_fused's
+     * {@code mode} (0: cuBLAS with keep⊙x through the workspace, 1: our lowrank_kernel where there is a dropout). */
+    static Tensor[] step(int mode, ScalarType st, long rows, long dIn, long dOut, int r, double p, boolean misalign,
+            long dataSeed) {
+        dev.sa2va.kernels.LoraKernels.lora_set_fused(mode);
+        Torch.seed(dataSeed);
+        Tensor w = LoraLinearTest.weight(dOut, dIn, st, CUDA);
+        LoraLinear l = LoraLinearTest.randomLayer(w, null, r, 2.0 * r, p, dataSeed, st);
+        // misaligned: x starts one element (2 bytes) after an allocation, which the kernels must read element-wise
+        Tensor x = Torch.randn(ScalarType.Float, CUDA, rows * dIn + (misalign ? 1 : 0)).to(st)
+                .narrow(0, misalign ? 1 : 0, rows * dIn).view(rows, dIn);
+        Tensor dy = Torch.randn(ScalarType.Float, CUDA, rows, dOut).to(st);
+        LoraLinear.Saved s = l.forwardTrain(x);
+        Tensor dx = l.backward(s, dy);
+        Tensor[] out = {s.output(), dx, l.gradA().clone(), l.gradB().clone()};
+        if (mode == 1) {  // the reference on the same dropout stream, once per configuration
+            Tensor keep = p == 0 ? null : LoraOps.dropoutMask(x.numel(), p, l.seed(), s.dropoutOffset()).to(CUDA, ScalarType.Byte);
+            LoraReference.Result ref = LoraReference.compute(x, w, null, l.loraA().to(st), l.loraB().to(st), l.scaling(),
+                    keep, p, dy);
+            String what = st + " rows=" + rows + " d_in=" + dIn + " d_out=" + dOut + " r=" + r + " p=" + p
+                    + (misalign ? " misaligned x" : "") + " (fused)";
+            check("y " + what, s.output(), ref.y(), st);
+            check("dx " + what, dx, ref.dx(), st);
+            check("dA " + what, l.gradA(), ref.dA(), st);
+            check("dB " + what, l.gradB(), ref.dB(), st);
+        }
+        l.close();
+        return out;
+    }
+
+    @Test
+    void fusedDropoutProductsMatchCublasFloat64AndThemselves() {
+        // rows, d_in, d_out, r: tails in both tile dimensions, r = 1, every padded rank up to 128, r = 100 (ds read
+        // element-wise in the dA product), odd d_in (x read element-wise), r = 256 (falls back to cuBLAS), several
+        // K splits (4096 x 4096 at r = 16, 2600 rows at r = 128)
+        long[][] shapes = {
+            {4096, 4096, 1024, 16}, {2600, 896, 896, 128}, {777, 1000, 300, 64}, {301, 4864, 96, 1}, {1, 2048, 64, 32},
+            {513, 33, 40, 100}, {130, 2047, 64, 8}, {64, 2048, 256, 256},
+        };
+        try {
+            for (ScalarType st : new ScalarType[] {ScalarType.BFloat16, ScalarType.Half}) {
+                for (long[] s : shapes) {
+                    for (boolean misalign : new boolean[] {false, true}) {
+                        if (misalign && s[0] > 1000) {
+                            continue;  // one large misaligned case per dtype is enough (below)
+                        }
+                        try (PointerScope inner = new PointerScope()) {
+                            long seed = s[0] * 31 + s[1] + (misalign ? 7 : 0);
+                            String what = st + " " + s[0] + "x" + s[1] + "x" + s[2] + " r=" + s[3] + (misalign ? " misaligned" : "");
+                            Tensor[] fused = step(1, st, s[0], s[1], s[2], (int) s[3], 0.1, misalign, seed);
+                            Tensor[] again = step(1, st, s[0], s[1], s[2], (int) s[3], 0.1, misalign, seed);
+                            Tensor[] cublas = step(0, st, s[0], s[1], s[2], (int) s[3], 0.1, misalign, seed);
+                            String[] names = {"y", "dx", "dA", "dB"};
+                            for (int i = 0; i < names.length; i++) {
+                                assertTrue(torch.equal(fused[i], again[i]), names[i] + " not reproducible from the seed: " + what);
+                                check(names[i] + " fused vs cuBLAS path " + what, fused[i], cublas[i], st);
+                            }
+                        }
+                    }
+                }
+                try (PointerScope inner = new PointerScope()) {
+                    step(1, st, 2600, 4096, 512, 64, 0.05, true, 5);
+                }
+            }
+        } finally {
+            dev.sa2va.kernels.LoraKernels.lora_set_fused(-1);
+        }
+    }
+
     @Test
     void multiAdapterOnCudaMatchesTheCpu() {
         ScalarType st = ScalarType.BFloat16;

@@ -68,6 +68,13 @@ public class LoraKernels {
     /** Programmatic dependent launch on sm_90+: 1 on, 0 off, -1 default (on unless SA2VA_LORA_PDL=0). */
     public static native void lora_set_pdl(int mode);
 
+    /**
+     * Which kernels run the products the dropout touches, for A/B measurements (lora.h): 1 default (ours with the mask
+     * fused where there is a dropout, 16-bit, r <= 128), 2 also xs and dA by ours at p = 0, 3 as 1 but dx's term by
+     * cuBLAS + mask pass, 0 always cuBLAS, -1 back to the default (SA2VA_LORA_FUSED or 1).
+     */
+    public static native void lora_set_fused(int mode);
+
     public static native void lora_dropout_mask_cpu(@Cast("int64_t") long n, float dropoutP,
                                                     @Cast("uint64_t") long seed, @Cast("uint64_t") long offset,
                                                     @Cast("uint8_t*") Pointer keep);

@@ -96,6 +96,16 @@ public final class Sam2HostCost {
             System.out.printf(Locale.ROOT, "SAM2HOST %s %s %dx%d² batch %d: host ms/forward median %.3f min %.3f, "
                     + "with frees%s median %.3f (%d iterations after %d warm-up)%n", configName, dtypeName(st), batch, s,
                     batch, median(host), min(host), cuda ? " and sync" : "", median(total), iters, warmup);
+            if (a.getOrDefault("sample", "1").equals("1")) { // after the timing: sampling slows the thread down
+                Sampler sampler = new Sampler(Thread.currentThread());
+                for (int i = 0; i < iters; i++) {
+                    try (PointerScope scope = new PointerScope()) {
+                        model.segment(pixels, prompt);
+                    }
+                    sync.run();
+                }
+                sampler.stopAndPrint();
+            }
             if (count > 0) {
                 Map<String, Long> before = histogram();
                 for (int i = 0; i < count; i++) {
@@ -128,6 +138,59 @@ public final class Sam2HostCost {
                 }
             }
             pixels.close();
+        }
+    }
+
+    /**
+     * A sampling profiler of the forward loop's thread (JFR is not in the GPU host's runtime image): every ~1 ms the
+     * top frame, so native calls show as the JNI method (e.g. {@code torch.scaled_dot_product_attention}); the
+     * sample is taken when the thread reaches a safepoint, so pure-Java time can be attributed to the next one.
+     * Includes the few untimed frees and syncs between calls.
+     */
+    static final class Sampler extends Thread {
+        private final Thread target;
+        private final Map<String, Integer> top = new java.util.HashMap<>();
+        private volatile boolean running = true;
+        private int samples, inNative;
+
+        Sampler(Thread target) {
+            this.target = target;
+            setDaemon(true);
+            start();
+        }
+
+        @Override
+        public void run() {
+            while (running) {
+                StackTraceElement[] st = target.getStackTrace();
+                if (st.length > 0) {
+                    synchronized (this) {
+                        samples++;
+                        inNative += st[0].isNativeMethod() ? 1 : 0;
+                        String cls = st[0].getClassName();
+                        top.merge(cls.substring(cls.lastIndexOf('.') + 1) + "." + st[0].getMethodName(), 1,
+                                Integer::sum);
+                    }
+                }
+                try {
+                    Thread.sleep(1);
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        }
+
+        void stopAndPrint() throws InterruptedException {
+            running = false;
+            join();
+            java.util.List<Map.Entry<String, Integer>> l = new java.util.ArrayList<>(top.entrySet());
+            l.sort((x, y) -> y.getValue() - x.getValue());
+            StringBuilder b = new StringBuilder();
+            for (var e : l.subList(0, Math.min(15, l.size()))) {
+                b.append(String.format(Locale.ROOT, " %s %.1f%%;", e.getKey(), 100.0 * e.getValue() / samples));
+            }
+            System.out.printf(Locale.ROOT, "SAM2HOST samples %d, %.1f%% in native methods; top frames:%s%n", samples,
+                    100.0 * inNative / Math.max(1, samples), b);
         }
     }
 
@@ -205,7 +268,7 @@ public final class Sam2HostCost {
         for (int i = 0; i < args.length; i++) {
             if (!args[i].startsWith("--") || i + 1 >= args.length) {
                 throw new IllegalArgumentException("expected --key value pairs, got " + Arrays.toString(args)
-                        + " (keys: device, config, size, batch, dtype, warmup, iters, count)");
+                        + " (keys: device, config, size, batch, dtype, warmup, iters, count, sample)");
             }
             m.put(args[i].substring(2), args[++i]);
         }

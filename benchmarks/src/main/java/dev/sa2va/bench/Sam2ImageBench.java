@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
+import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
@@ -154,8 +155,9 @@ public class Sam2ImageBench {
         hostMs = hostEnqueueMs(model, pixels, prompt, 9, this::sync);
         String line = String.format(Locale.ROOT, "{\"impl\": \"java\", \"config\": \"%s\", \"dtype\": \"%s\", "
                 + "\"batch\": %d, \"peak_allocated_bytes\": %d, \"peak_reserved_bytes\": %d, \"host_enqueue_ms\": %.3f, "
-                + "\"weights\": \"%s\", \"device\": \"%s\"}", config, dtype, batch, peakAllocated, peakReserved, hostMs,
-                weights.isEmpty() ? "random" : weights, device);
+                + "\"weights\": \"%s\", \"device\": \"%s\", \"javacpp_max_physical_bytes\": %d}", config, dtype, batch,
+                peakAllocated, peakReserved, hostMs, weights.isEmpty() ? "random" : weights, device,
+                Pointer.maxPhysicalBytes());
         System.out.println("SAM2BENCH " + line);
         String out = System.getenv("SA2VA_BENCH_MEM_OUT");
         if (out != null && !out.isEmpty()) {

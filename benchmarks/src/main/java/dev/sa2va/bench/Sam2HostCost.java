@@ -200,7 +200,7 @@ public final class Sam2HostCost {
      */
     static void objectCosts() {
         int n = 20000;
-        double[] statm = new double[5], object = new double[5];
+        double[] statm = new double[5], object = new double[5], scope = new double[5];
         for (int r = 0; r < 5; r++) {
             long t0 = System.nanoTime();
             long sink = 0;
@@ -214,14 +214,22 @@ public final class Sam2HostCost {
                 }
             }
             long t2 = System.nanoTime();
+            for (int i = 0; i < n; i++) {
+                try (PointerScope sc = new PointerScope()) {
+                    sink += sc.hashCode() & 1;
+                }
+            }
+            long t3 = System.nanoTime();
             statm[r] = (t1 - t0) / 1e3 / n;
             object[r] = (t2 - t1) / 1e3 / n;
+            scope[r] = (t3 - t2) / 1e3 / n;
             if (sink == 42) {
                 System.out.print("");
             }
         }
         System.out.printf(Locale.ROOT, "SAM2HOST per call: Pointer.physicalBytes() %.3f us, owning JavaCPP object "
-                + "(new + close) %.3f us (medians of 5 x %d)%n", median(statm), median(object), n);
+                + "(new + close) %.3f us, empty PointerScope (open + close) %.3f us (medians of 5 x %d)%n",
+                median(statm), median(object), median(scope), n);
     }
 
     private static double perForward(Map<String, Long> before, Map<String, Long> after, String cls, int n) {

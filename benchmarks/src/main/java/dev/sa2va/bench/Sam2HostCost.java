@@ -22,14 +22,15 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * Host cost of one SAM2 forward (encode + language-prompt decode), the part of a batch-1 call that is not GPU
  * work: Java, JNI, JavaCPP object bookkeeping and libtorch's dispatcher. On the CPU it runs the SAM2-L graph
  * ({@code --config large-structure}: hiera-large's 48 blocks, windows, global blocks and q-pool stages, with tiny
- * widths at a 256² image, so that the op sequence is SAM2-L's and the arithmetic is negligible); on CUDA
+ * widths at a 256² image, so that the op sequence is SAM2-L's; the CPU arithmetic, mostly CPU SDPA, still takes most
+ * of the time, so compare settings or builds on it, not absolute times with the GPU); on CUDA
  * ({@code --device cuda}) it times the enqueue of the real model without synchronising inside a call.
  *
- * <p>Reports, per forward after warm-up: median / min host time, the JavaCPP objects that own native memory
- * (registered deallocators, from {@link Pointer#totalCount()}-independent class counts when {@code --count} is
- * given), and JavaCPP's GC-pressure settings in effect. {@code --count} diffs a class histogram of all heap
- * objects around {@code N} forwards; run it with {@code -XX:+UnlockExperimentalVMOptions -XX:+UseEpsilonGC} so
- * that nothing is collected in between (the counts are then exact allocations).
+ * <p>Reports, per forward after warm-up: median / min host time, JavaCPP's limits in effect and what one owning JavaCPP
+ * object and one empty {@code PointerScope} cost on this host, a sampling profile of the forward thread, and with
+ * {@code --count N} the objects a forward allocates (a class histogram of all heap objects diffed around N forwards;
+ * run it with {@code -XX:+UnlockExperimentalVMOptions -XX:+UseEpsilonGC} so that nothing is collected in between and
+ * the counts are exact allocations).
  *
  * <pre>
  * OMP_NUM_THREADS=1 java -cp benchmarks/target/benchmarks.jar dev.sa2va.bench.Sam2HostCost --iters 30
@@ -41,7 +42,7 @@ public final class Sam2HostCost {
     private Sam2HostCost() {
     }
 
-    /** SAM2-L's block structure with tiny widths: the same op sequence as hiera-large, negligible arithmetic. */
+    /** SAM2-L's block structure with tiny widths: the same op sequence as hiera-large, little arithmetic. */
     static Sam2Config largeStructure(int imageSize) {
         Sam2Config l = Sam2Config.hieraLarge();
         return new Sam2Config(imageSize, new int[] {2, 4, 8, 16}, l.heads(), l.blocks(), l.windows(),

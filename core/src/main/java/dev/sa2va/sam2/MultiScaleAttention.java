@@ -45,7 +45,8 @@ final class MultiScaleAttention {
             // the 3x-wide qkv projection is freed as soon as the attention output exists (own scope)
             o = Scoped.tensor(() -> {
                 Tensor qkvHeads = Nn.splitHeads(qkv.apply(x), b, h * wd, 3, heads, hd);
-                return Nn.attention(qkvHeads.select(0, 0), qkvHeads.select(0, 1), qkvHeads.select(0, 2)); // (B, heads, N', hd)
+                // (B, heads, N', hd)
+                return Nn.attention(qkvHeads.select(0, 0), qkvHeads.select(0, 1), qkvHeads.select(0, 2));
             });
         }
         Tensor out = Scoped.tensor(() -> proj.apply(o.transpose(1, 2).reshape(b, oh, ow, dimOut)));

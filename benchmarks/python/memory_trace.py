@@ -80,15 +80,11 @@ def hook_by_name(tracer, model, rules):
 
 def sam2(torch, batches, out):
     sys.path.insert(0, os.path.join(ROOT, "core", "verification", "sam2"))
-    from sam2_reference import PRESETS, build_config
-    from transformers import Sam2Model
+    from hf_speed import build_model, sa2va_path
 
     dev, dtype = torch.device("cuda"), torch.bfloat16
-    p = PRESETS["hiera-large"]
+    model, p = build_model("hiera-large", dtype, dev)
     s, hidden = p["image_size"], p["hidden"]
-    with torch.device(dev):
-        model = Sam2Model(build_config(p, "default"))
-    model = model.to(device=dev, dtype=dtype).eval()
     torch.cuda.empty_cache()
     tr = Tracer(torch, "sam2", batches[0], out)
     n = hook_by_name(tr, model, [
@@ -101,24 +97,7 @@ def sam2(torch, batches, out):
     print("hooked %d HF modules; attention %s" % (n, getattr(model.config, "_attn_implementation", None)), flush=True)
 
     def sa2va(px, lang):
-        b = px.shape[0]
-        emb = model.get_image_embeddings(px)
-        tr.mark("sam2.conv_s0_s1")
-        pts = torch.zeros(b, 1, 1, 2, device=dev, dtype=dtype)
-        lab = -torch.ones(b, 1, 1, device=dev, dtype=torch.int64)
-        sparse, dense = model.get_prompt_embeddings(input_points=pts, input_labels=lab)
-        sparse = torch.cat([sparse, lang.view(b, 1, 1, -1)], dim=2)
-        pe = model.get_image_wide_positional_embeddings().repeat(b, 1, 1, 1)
-        tr.mark("sam2.prompt")
-        r = model.mask_decoder(image_embeddings=emb[-1], image_positional_embeddings=pe,
-                               sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True,
-                               high_resolution_features=emb[:-1])
-        masks, iou = r[0], r[1]
-        best = iou.argmax(dim=-1)
-        idx = best[:, :, None, None, None].expand(-1, -1, 1, masks.shape[-2], masks.shape[-1])
-        sel = torch.gather(masks, 2, idx), iou
-        tr.mark("sam2.select")
-        return sel
+        return sa2va_path(model, px, lang, tr.mark)
 
     for b in batches:
         tr.batch = b

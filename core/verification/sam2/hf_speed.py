@@ -30,6 +30,48 @@ def log(msg):
     print(msg, flush=True)
 
 
+def build_model(config, dtype, dev, attn="default"):
+    """HF Sam2Model at a preset of sam2_reference.py with HF's default initialisation, on dev in dtype, eval mode.
+    Returns (model, preset). Also used by benchmarks/python/memory_trace.py, so both measure the same model."""
+    import torch
+    from transformers import Sam2Model
+
+    from sam2_reference import PRESETS, build_config
+
+    p = PRESETS[config]
+    with torch.device(dev):
+        model = Sam2Model(build_config(p, attn))
+    return model.to(device=dev, dtype=dtype).eval(), p
+
+
+def sa2va_path(model, px, lang, mark=None):
+    """Sa2VA's SAM2 call composed from Sam2Model's public pieces, as sam2_reference.py does for the verification:
+    image embeddings, two not-a-point tokens + the language embedding, multimask decoder, argmax-IoU selection.
+    mark(stage), when given, is called between the pieces (memory_trace.py's stage boundaries).
+    Returns (selected masks, iou)."""
+    import torch
+
+    mark = mark or (lambda _stage: None)
+    dev, dtype, b = px.device, px.dtype, px.shape[0]
+    emb = model.get_image_embeddings(px)  # [conv_s0, conv_s1, fpn2 + no_mem_embed]
+    mark("sam2.conv_s0_s1")
+    pts = torch.zeros(b, 1, 1, 2, device=dev, dtype=dtype)
+    lab = -torch.ones(b, 1, 1, device=dev, dtype=torch.int64)
+    sparse, dense = model.get_prompt_embeddings(input_points=pts, input_labels=lab)
+    sparse = torch.cat([sparse, lang.view(b, 1, 1, -1)], dim=2)
+    pe = model.get_image_wide_positional_embeddings().repeat(b, 1, 1, 1)
+    mark("sam2.prompt")
+    r = model.mask_decoder(image_embeddings=emb[-1], image_positional_embeddings=pe,
+                           sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True,
+                           high_resolution_features=emb[:-1])
+    masks, iou = r[0], r[1]
+    best = iou.argmax(dim=-1)
+    idx = best[:, :, None, None, None].expand(-1, -1, 1, masks.shape[-2], masks.shape[-1])
+    sel = torch.gather(masks, 2, idx), iou
+    mark("sam2.select")
+    return sel
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="hiera-large")
@@ -44,42 +86,22 @@ def main():
 
     import torch
     import transformers
-    from transformers import Sam2Model
-
-    from sam2_reference import PRESETS, build_config
 
     if not torch.cuda.is_available():
         log("ERROR: no CUDA device")
         sys.exit(2)
     dev = torch.device("cuda")
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
-    p = PRESETS[args.config]
-    s, hidden = p["image_size"], p["hidden"]
     t0 = time.time()
-    cfg = build_config(p, args.attn)
-    with torch.device(dev):
-        model = Sam2Model(cfg)
-    model = model.to(device=dev, dtype=dtype).eval()
+    model, p = build_model(args.config, dtype, dev, args.attn)
+    s, hidden = p["image_size"], p["hidden"]
     n_params = sum(x.numel() for x in model.parameters())
     attn = getattr(model.config, "_attn_implementation", None)
     log(f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.cuda.get_device_name(0)}; "
         f"Sam2Model {args.config} {args.dtype}: {n_params} parameters, attention {attn} ({time.time() - t0:.1f}s)")
 
     def sa2va(px, lang):
-        b = px.shape[0]
-        emb = model.get_image_embeddings(px)  # [conv_s0, conv_s1, fpn2 + no_mem_embed]
-        pts = torch.zeros(b, 1, 1, 2, device=dev, dtype=dtype)
-        lab = -torch.ones(b, 1, 1, device=dev, dtype=torch.int64)
-        sparse, dense = model.get_prompt_embeddings(input_points=pts, input_labels=lab)
-        sparse = torch.cat([sparse, lang.view(b, 1, 1, -1)], dim=2)
-        pe = model.get_image_wide_positional_embeddings().repeat(b, 1, 1, 1)
-        r = model.mask_decoder(image_embeddings=emb[-1], image_positional_embeddings=pe,
-                               sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True,
-                               high_resolution_features=emb[:-1])
-        masks, iou = r[0], r[1]
-        best = iou.argmax(dim=-1)
-        idx = best[:, :, None, None, None].expand(-1, -1, 1, masks.shape[-2], masks.shape[-1])
-        return torch.gather(masks, 2, idx), iou
+        return sa2va_path(model, px, lang)
 
     def forward(px, lang):
         b = px.shape[0]

@@ -83,7 +83,7 @@ WEIGHTS=(-p weights="$W")
 rm -f "$OUT/sam2-java-mem.jsonl"
 step "3 Java speed/memory (JMH Sam2ImageBench)" 75 \
   env SA2VA_BENCH_MEM_OUT="$OUT/sam2-java-mem.jsonl" bash .gpu/host.sh java -Xmx8g -Djmh.ignoreLock=true \
-    org.openjdk.jmh.Main Sam2ImageBench -f 0 -wi 1 -w 2s -i 3 -r 2s -p batch=1,4,8 -p dtype=bf16 \
+    org.openjdk.jmh.Main Sam2ImageBench -f 0 -wi 2 -w 2s -i 3 -r 2s -p batch=1,4,8 -p dtype=bf16 \
     -p config=hiera-large ${WEIGHTS[@]+"${WEIGHTS[@]}"} -rf json -rff "$OUT/sam2-jmh.json"
 
 # 4. HF speed and memory, same protocol (SAM2_SKIP_HF_SPEED=1 skips it when an earlier call on the same card has it)

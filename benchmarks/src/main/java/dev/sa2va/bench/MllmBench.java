@@ -206,6 +206,7 @@ public class MllmBench {
             }
         }
         long peak = cuda ? allocated(true) : -1;
+        double hostPerToken = decodeHostMs(m, cuda);
         JsonObject o = new JsonObject();
         o.addProperty("impl", "sa2va-java (libtorch 2.10 via JavaCPP 1.5.13), bf16, SDPA");
         o.addProperty("prompt_tokens", m.promptLen);
@@ -214,6 +215,8 @@ public class MllmBench {
         o.addProperty("vision_plus_prefill_ms_median", median(prefill));
         o.addProperty("decode_steps", DECODE_STEPS);
         o.addProperty("decode_tokens_per_s_median", DECODE_STEPS / median(decode));
+        o.addProperty("decode_host_ms_per_token", hostPerToken);
+        o.addProperty("javacpp_max_physical_bytes", org.bytedeco.javacpp.Pointer.maxPhysicalBytes());
         o.addProperty("peak_allocated_gib", peak / Math.pow(2, 30));
         o.addProperty("weights_allocated_gib", cuda ? weightsBytes(m) / Math.pow(2, 30) : -1);
         String json = new GsonBuilder().setPrettyPrinting().create().toJson(o);
@@ -221,6 +224,24 @@ public class MllmBench {
         String out = System.getenv("SA2VA_MLLM_BENCH_JSON");
         if (out != null && !out.isBlank()) {
             Files.writeString(Path.of(out), json);
+        }
+    }
+
+    /**
+     * Host time per greedy step when {@link #DECODE_STEPS} steps are enqueued without a synchronisation (warm, after
+     * the protocol's runs, outside its peak): close to the measured time per token means decoding is host-bound.
+     */
+    static double decodeHostMs(Model m, boolean cuda) {
+        try (KvCache c = m.mllm.llm().newCache(1, m.promptLen + DECODE_STEPS);
+             PointerScope s = new PointerScope()) {
+            Tensor tok = m.prefill(c);
+            sync(cuda);
+            long t0 = System.nanoTime();
+            Tensor last = m.decode(c, tok, DECODE_STEPS);
+            long t1 = System.nanoTime();
+            sync(cuda);
+            last.close();
+            return (t1 - t0) / 1e6 / DECODE_STEPS;
         }
     }
 

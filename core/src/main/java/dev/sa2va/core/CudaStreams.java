@@ -11,6 +11,10 @@ import org.bytedeco.pytorch.global.torch_cuda;
  * on CPU-only class paths.
  */
 public final class CudaStreams {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     private CudaStreams() {
     }
 

@@ -9,6 +9,10 @@ import org.bytedeco.pytorch.global.torch;
  * kernel library was built with.
  */
 public final class Devices {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     private Devices() {
     }
 

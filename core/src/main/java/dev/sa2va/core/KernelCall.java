@@ -17,6 +17,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * creating {@link Device} objects where one GPU is visible, and whether the library has CUDA is asked once.
  */
 public final class KernelCall {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     private static final boolean BUILT_WITH_CUDA = NativeLibrary.built_with_cuda();
     private static final MemoryFormatOptional NO_FORMAT = keep(new MemoryFormatOptional());
     private static final ConcurrentHashMap<Long, TensorOptions> OPTIONS = new ConcurrentHashMap<>();

@@ -18,6 +18,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * }</pre>
  */
 public final class TensorCheck {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     /** float32, float16, bfloat16. */
     public static final ScalarType[] FLOAT_TYPES = {ScalarType.Float, ScalarType.Half, ScalarType.BFloat16};
 

@@ -18,6 +18,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * Everything here is plain libtorch; nothing is re-implemented.
  */
 public final class Torch {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     private Torch() {
     }
 

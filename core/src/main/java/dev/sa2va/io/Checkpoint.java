@@ -2,6 +2,7 @@ package dev.sa2va.io;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.sa2va.core.JavaCppDefaults;
 import dev.sa2va.core.TensorCheck;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -27,6 +28,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * listed in the index but absent, a truncated file or a corrupt header.
  */
 public final class Checkpoint implements AutoCloseable {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     private final Path source;
     private final Map<String, SafeTensors> byKey = new LinkedHashMap<>();
     private final List<SafeTensors> files = new ArrayList<>();

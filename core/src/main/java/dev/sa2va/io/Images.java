@@ -1,5 +1,6 @@
 package dev.sa2va.io;
 
+import dev.sa2va.core.JavaCppDefaults;
 import dev.sa2va.core.Torch;
 import java.awt.image.BufferedImage;
 import java.io.BufferedInputStream;
@@ -16,6 +17,10 @@ import org.bytedeco.pytorch.Tensor;
  * PPM/PGM (used by STARE) are read here because ImageIO has no reader for them.
  */
 public final class Images {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     private Images() {
     }
 

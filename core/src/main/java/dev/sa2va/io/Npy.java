@@ -1,6 +1,7 @@
 package dev.sa2va.io;
 
 import dev.sa2va.core.Devices;
+import dev.sa2va.core.JavaCppDefaults;
 import dev.sa2va.core.TensorCheck;
 import dev.sa2va.core.Torch;
 import java.io.BufferedOutputStream;
@@ -20,6 +21,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * the Java side used. Streaming: the shape is declared first and the data appended a tensor at a time.
  */
 public final class Npy implements AutoCloseable {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     private final Path file;
     private final OutputStream out;
     private final ScalarType dtype;

@@ -6,6 +6,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
 import dev.sa2va.core.Devices;
+import dev.sa2va.core.JavaCppDefaults;
 import dev.sa2va.core.TensorCheck;
 import dev.sa2va.core.Torch;
 import java.io.IOException;
@@ -41,6 +42,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * that hands out libtorch tensors, hence this class (about the size of the format's spec).
  */
 public final class SafeTensors implements AutoCloseable {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     /** Description of one stored tensor. */
     public record Entry(String name, String dtype, long[] shape, long begin, long end) {
         public long numel() {

@@ -1,5 +1,6 @@
 package dev.sa2va.mllm;
 
+import dev.sa2va.core.JavaCppDefaults;
 import dev.sa2va.io.Checkpoint;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -18,6 +19,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * model would not use (it would otherwise be silently ignored).
  */
 public final class MllmWeights {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     static final String VISION = "vision_model.";
     static final String PROJECTOR = "mlp1.";
     static final String LLM = "language_model.";

@@ -1,5 +1,6 @@
 package dev.sa2va.mllm;
 
+import dev.sa2va.core.JavaCppDefaults;
 import dev.sa2va.core.TensorCheck;
 import dev.sa2va.core.Torch;
 import org.bytedeco.pytorch.Device;
@@ -15,6 +16,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * device for everything.
  */
 public final class Sa2vaMllm implements AutoCloseable {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     private final Sa2vaConfig config;
     private final InternVisionModel vision;
     private final MlpProjector projector;

@@ -1,6 +1,7 @@
 package dev.sa2va.model;
 
 import dev.sa2va.core.Devices;
+import dev.sa2va.core.JavaCppDefaults;
 import dev.sa2va.core.TensorCheck;
 import dev.sa2va.core.Torch;
 import dev.sa2va.io.Checkpoint;
@@ -71,6 +72,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * retries with fewer tiles. Not thread-safe: one caller at a time.
  */
 public final class Sa2VA implements AutoCloseable {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     /** Module prefixes of a Sa2VA checkpoint; tensors outside them mean an architecture this code does not know. */
     static final List<String> MODULE_PREFIXES = List.of("vision_model.", "mlp1.", "language_model.", "text_hidden_fcs.",
             Sam2Weights.SA2VA_PREFIX);

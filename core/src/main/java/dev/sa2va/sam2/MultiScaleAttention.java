@@ -1,7 +1,6 @@
 package dev.sa2va.sam2;
 
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
 
 /**
  * Hiera's multi-scale attention: one qkv projection to {@code 3 · dimOut}, optional 2×2 max-pooling of the
@@ -38,16 +37,16 @@ final class MultiScaleAttention {
             // (which max_pool2d would first copy): the peak of these blocks drops from ~12 to ~7 input-sized maps
             Tensor pooled = Scoped.tensor(() -> Nn.maxPool2NHWC(q.apply(x)).reshape(b, oh * ow, heads, hd));
             o = Scoped.tensor(() -> {
-                TensorVector parts = kv.apply(x).reshape(b, h * wd, 2, heads, hd).unbind(2);
-                return Nn.attention(pooled.transpose(1, 2), parts.get(0).transpose(1, 2), parts.get(1).transpose(1, 2));
+                Tensor kvHeads = Nn.splitHeads(kv.apply(x), b, h * wd, 2, heads, hd);
+                return Nn.attention(pooled.transpose(1, 2), kvHeads.select(0, 0), kvHeads.select(0, 1));
             });
             pooled.close();
         } else {
             // the 3x-wide qkv projection is freed as soon as the attention output exists (own scope)
             o = Scoped.tensor(() -> {
-                TensorVector parts = qkv.apply(x).reshape(b, h * wd, 3, heads, hd).unbind(2); // (B, HW, heads, hd) each
-                return Nn.attention(parts.get(0).transpose(1, 2), parts.get(1).transpose(1, 2),
-                        parts.get(2).transpose(1, 2)); // (B, heads, N', hd)
+                Tensor qkvHeads = Nn.splitHeads(qkv.apply(x), b, h * wd, 3, heads, hd);
+                // (B, heads, N', hd)
+                return Nn.attention(qkvHeads.select(0, 0), qkvHeads.select(0, 1), qkvHeads.select(0, 2));
             });
         }
         Tensor out = Scoped.tensor(() -> proj.apply(o.transpose(1, 2).reshape(b, oh, ow, dimOut)));

@@ -80,15 +80,15 @@ final class MultiScaleBlock {
         Tensor p = padH > 0 || padW > 0 ? torch.constant_pad_nd(x,
                 new long[] {0, 0, 0, padW, 0, padH}, Nn.s(0)) : x;
         long hp = p.size(1), wp = p.size(2);
-        return p.view(b, hp / win, win, wp / win, win, c).permute(0, 1, 3, 2, 4, 5).contiguous()
-                .view(-1, win, win, c);
+        // reshape of the permuted view copies it (clone to contiguous, as contiguous() would) and views the copy:
+        // one JavaCPP object instead of two
+        return p.view(b, hp / win, win, wp / win, win, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, win, win, c);
     }
 
     /** Inverse of {@link #partition}: (B·nH·nW, win, win, C) -> (B, h, w, C) cropped from (B, hp, wp, C). */
     static Tensor unpartition(Tensor windows, int win, long b, long hp, long wp, long h, long w) {
         long c = windows.size(3);
-        Tensor x = windows.view(b, hp / win, wp / win, win, win, c).permute(0, 1, 3, 2, 4, 5).contiguous()
-                .view(b, hp, wp, c);
+        Tensor x = windows.view(b, hp / win, wp / win, win, win, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c);
         if (hp != h || wp != w) {
             x = x.narrow(1, 0, h).narrow(2, 0, w).contiguous();
         }

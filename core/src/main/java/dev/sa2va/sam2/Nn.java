@@ -119,6 +119,16 @@ final class Nn {
         return torch.scaled_dot_product_attention(q, k, v, NO_MASK, 0.0, false, DEFAULT_SCALE, false);
     }
 
+    /**
+     * A fused projection (B, N, parts·heads·d) as {@code (parts, B, heads, N, d)}: {@code select(0, i)} is part i
+     * with the layout SDPA takes. The same views as {@code unbind(2)} then {@code transpose(1, 2)} of each part
+     * (identical strides and offsets), with two JavaCPP objects plus one per part instead of a vector, one per
+     * part and one per transpose.
+     */
+    static Tensor splitHeads(Tensor x, long b, long n, long parts, long heads, long d) {
+        return x.reshape(b, n, parts, heads, d).permute(2, 0, 3, 1, 4);
+    }
+
     static Tensor cat(long dim, Tensor... parts) {
         return torch.cat(new TensorVector(parts), dim);
     }

@@ -1,6 +1,7 @@
 package dev.sa2va.sam2;
 
 import dev.sa2va.core.Devices;
+import dev.sa2va.core.JavaCppDefaults;
 import dev.sa2va.core.StageMarks;
 import dev.sa2va.core.TensorCheck;
 import java.io.IOException;
@@ -29,6 +30,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * }</pre>
  */
 public final class Sam2Model implements AutoCloseable {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     private final Sam2Config config;
     private final Sam2Weights weights;
     private final HieraTrunk trunk;

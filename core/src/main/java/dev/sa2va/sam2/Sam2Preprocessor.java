@@ -1,5 +1,6 @@
 package dev.sa2va.sam2;
 
+import dev.sa2va.core.JavaCppDefaults;
 import dev.sa2va.core.TensorCheck;
 import dev.sa2va.core.Torch;
 import dev.sa2va.io.Images;
@@ -25,6 +26,10 @@ import org.bytedeco.pytorch.kBicubic;
  * three channels, alpha is dropped (PIL's {@code convert("RGB")}).
  */
 public final class Sam2Preprocessor {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     public static final float[] MEAN = {0.485f, 0.456f, 0.406f};
     public static final float[] STD = {0.229f, 0.224f, 0.225f};
 

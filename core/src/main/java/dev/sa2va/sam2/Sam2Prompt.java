@@ -1,5 +1,6 @@
 package dev.sa2va.sam2;
 
+import dev.sa2va.core.JavaCppDefaults;
 import dev.sa2va.core.TensorCheck;
 import dev.sa2va.core.Torch;
 import org.bytedeco.pytorch.Tensor;
@@ -15,6 +16,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * x2, y2, language {@code (B, C)} float with C the model's hidden size (256 for real SAM2).
  */
 public final class Sam2Prompt {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     /** The kinds of prompt; each becomes a different run of sparse tokens. */
     public enum Kind { LANGUAGE, POINTS, BOX, BOX_AND_POINTS }
 

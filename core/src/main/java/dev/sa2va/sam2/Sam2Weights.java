@@ -1,6 +1,7 @@
 package dev.sa2va.sam2;
 
 import dev.sa2va.core.Devices;
+import dev.sa2va.core.JavaCppDefaults;
 import dev.sa2va.core.TensorCheck;
 import dev.sa2va.core.Torch;
 import dev.sa2va.io.Checkpoint;
@@ -34,6 +35,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * are computed once in float32 and cast afterwards.
  */
 public final class Sam2Weights implements AutoCloseable {
+    static {
+        JavaCppDefaults.apply(); // before any JavaCPP class initialises (see JavaCppDefaults)
+    }
+
     public static final String SA2VA_PREFIX = "grounding_encoder.sam2_model.";
     public static final String ORIGINAL_PREFIX = "";
 

@@ -7,9 +7,12 @@
 #define SA2VA_CUDA_CHECK(expr)                                                                 \
   do {                                                                                         \
     cudaError_t err__ = (expr);                                                                \
-    if (err__ != cudaSuccess)                                                                  \
+    if (err__ != cudaSuccess) {                                                                \
+      cudaGetLastError(); /* a failed call is also the thread's last error: the next launch */ \
+                          /* check would report it against an innocent kernel */               \
       throw std::runtime_error(::sa2va::str_cat("CUDA error in ", __func__, " (", #expr, "): ", \
                                                 cudaGetErrorString(err__)));                   \
+    }                                                                                          \
   } while (0)
 
 // Launch seam: kernel<<<grid, block, 0, stream>>>(args) on the device; the CPU emulation of native/src/test/cpp

@@ -1457,7 +1457,7 @@ bool pdl_enabled() {
 }
 
 // Launches with the programmatic-dependent-launch attribute where the GPU has it (see pdl_wait_and_release).
-// smem: dynamic shared memory in bytes (over 48 KB, the kernel must have been allowed it: allow_smem).
+// smem: dynamic shared memory in bytes (the kernel must have been allowed it: allow_smem).
 template <typename... KArgs, typename... Args>
 void launch_kernel_smem(void (*kernel)(KArgs...), dim3 grid, size_t smem, cudaStream_t stream, const char* name,
                         Args... args) {
@@ -1489,14 +1489,14 @@ void launch_kernel(void (*kernel)(KArgs...), dim3 grid, cudaStream_t stream, con
   launch_kernel_smem(kernel, grid, 0, stream, name, args...);
 }
 
-// Lets `kernel` use `bytes` of dynamic shared memory on the current device (needed above 48 KB), once per device;
-// `done` is the caller's per-kernel record.
+// Lets `kernel` use `bytes` of dynamic shared memory on the current device, once per device; `done` is the caller's
+// per-kernel record. Set at every size: without it the limit is 48 KB minus the kernel's static shared memory, so
+// lowrank_kernel<16, true> (exactly 48 KB dynamic plus its 4-byte `last_block`) failed to launch on the H200.
 template <typename K>
 void allow_smem(K kernel, int bytes, std::atomic<bool> (&done)[64]) {
 #ifdef SA2VA_CUDA_EMULATION
   (void)kernel; (void)bytes; (void)done;
 #else
-  if (bytes <= 48 * 1024) return;
   int dev = 0;
   SA2VA_CUDA_CHECK(cudaGetDevice(&dev));
   if (dev >= 0 && dev < 64 && done[dev].load()) return;

@@ -62,7 +62,7 @@ def main():
     ours = {}
     base_java = {}
     nopdl = {}
-    other = {}  # (impl, op, d_in, d_out, rank, tokens, p): the A/B rows of ours_cublas / ours_fused
+    other = {}  # (impl, op, d_in, d_out, rank, tokens, p): the A/B rows (ours_fused, ours_fused_dx_cublas)
     for r in dev:
         if r["impl"] == "torch":
             base_java[(r["op"], r["d_in"], r["d_out"], r["tokens"])] = r["us"]
@@ -149,10 +149,12 @@ def main():
 
     if other:
         print("### Fused dropout vs cuBLAS for the products the dropout touches (device µs, T = 4096)\n")
-        print("default: the layer as shipped (p = 0.05: xs, dA by lowrank_kernel, dx's term by masked_expand_kernel; "
-              "p = 0: cuBLAS). other: ours_cublas = everything on cuBLAS with keep⊙x through the workspace and the "
-              "in-place mask on dx; ours_dx_cublas = only dx's term on cuBLAS + mask; ours_fused = lowrank_kernel at "
-              "p = 0. kfwd / kbwd: our kernels alone, without the base GEMMs.\n")
+        print("default: the layer as shipped (lora_set_fused 0: the products on cuBLAS, keep⊙x through the workspace, "
+              "the in-place mask on dx). other: ours_fused = xs, dA by lowrank_kernel and, with a dropout, dx's term by "
+              "masked_expand_kernel (modes 1 at p > 0, 2 at p = 0); ours_fused_dx_cublas = as ours_fused but dx's "
+              "term on cuBLAS + mask (mode 3). Files from runs before the default changed (2026-12-03 run 3) name the "
+              "rows ours_cublas / ours_dx_cublas and their default is the fused path. kfwd / kbwd: our kernels alone, "
+              "without the base GEMMs.\n")
         print("| d_in x d_out | r | p | op | default | other | impl | other / default |")
         print("|---|---|---|---|---|---|---|---|")
         for (impl, op, d_in, d_out, rank, t, p), us in sorted(other.items(), key=lambda kv: (

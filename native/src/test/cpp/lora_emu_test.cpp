@@ -209,8 +209,8 @@ int main(int argc, char** argv) {
       }
     }
   }
-  // lowrank_kernel (16-bit, r <= 128) against the CPU, in each mode of lora_set_fused: 1 (default: ours with
-  // dropout), 2 (ours at p = 0 too), 0 (cuBLAS with keep⊙x through the workspace). Shapes: several K chunks and
+  // lowrank_kernel (16-bit, r <= 128) against the CPU, in each mode of lora_set_fused: 1 (ours with dropout),
+  // 2 (ours at p = 0 too), 0 (the default: cuBLAS with keep⊙x through the workspace). Shapes: several K chunks and
   // splits with a chunk tail (d_in = 1032, rows = 520), tails of both tile dimensions, r = 1 and every padded rank
   // including the r = 256 fallback, d_in odd and x misaligned (element-wise loads), r not a multiple of 8 (ds read
   // element-wise in the dA product).

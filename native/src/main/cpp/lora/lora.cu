@@ -1592,22 +1592,23 @@ void launch_lowrank(LowRankArgs a, const LowRankPlan& plan, cudaStream_t stream)
   }
 }
 
-std::atomic<int> g_fused{-1};  // -1: decide from SA2VA_LORA_FUSED (default 1)
+std::atomic<int> g_fused{-1};  // -1: decide from SA2VA_LORA_FUSED (default 0)
 
 int fused_mode() {
   int mode = g_fused.load();
   if (mode < 0) {
     const char* env = std::getenv("SA2VA_LORA_FUSED");
-    mode = (env && env[0] >= '0' && env[0] <= '3' && env[1] == 0) ? env[0] - '0' : 1;
+    mode = (env && env[0] >= '0' && env[0] <= '3' && env[1] == 0) ? env[0] - '0' : 0;
     g_fused.store(mode);
   }
   return mode;
 }
 
 // Whether the products that read x run in lowrank_kernel (dropout fused) instead of cuBLAS: 16-bit dtypes with
-// r <= 128, and by default only where there is a dropout to fuse, since without one cuBLAS reads x as directly as
-// we do. Modes (lora_set_fused): 1 default; 2 our kernel at p = 0 too; 3 as 1 but dx's term on cuBLAS + the mask
-// pass; 0 cuBLAS everywhere (2, 3 and 0 are for measurements).
+// r <= 128, in mode 1 only where there is a dropout to fuse. Modes (lora_set_fused): 0 cuBLAS everywhere, the
+// default: on the H200 (RESULTS.md, run 3 of 2026-12-03) the fused kernels were slower than cuBLAS + the keep⊙x
+// pass at every shape, 1.00-1.29x per product at r = 16 and 1.7-3.8x at r = 128, so they are opt-in, kept for
+// measurements; 1 ours where there is a dropout; 2 ours at p = 0 too; 3 as 1 but dx's term on cuBLAS + the mask pass.
 bool use_lowrank(int dtype, int64_t rank, uint32_t p16, int64_t d_in) {
   const int mode = fused_mode();
   // the kernel addresses a tile's rows (<= 128 of x) with 32-bit offsets

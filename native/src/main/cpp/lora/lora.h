@@ -76,11 +76,12 @@ void lora_merge_cuda(void* w, int dtype, int64_t d_out, int64_t d_in, int64_t ra
 // 1 on, 0 off, -1 back to the default (on, unless the environment sets SA2VA_LORA_PDL=0). For A/B measurements.
 void lora_set_pdl(int mode);
 
-// Which kernels run the single-adapter products the dropout touches, for A/B measurements. 1 (default, or the
-// environment's SA2VA_LORA_FUSED): with a dropout (16-bit dtypes, r <= 128) our kernels with the mask fused (xs and
-// dA apply it while copying x, dx's low-rank term in its epilogue), cuBLAS otherwise; 2: as 1, and xs and dA in our
-// kernel at p = 0 too; 3: as 1 but dx's term by cuBLAS and an in-place mask pass; 0: always cuBLAS (keep⊙x through
-// the workspace); -1: back to the default. Results agree within rounding in every mode.
+// Which kernels run the single-adapter products the dropout touches, for A/B measurements. 0 (default, or the
+// environment's SA2VA_LORA_FUSED): always cuBLAS (keep⊙x through the workspace; measured faster on the H200); 1: with
+// a dropout (16-bit dtypes, r <= 128) our kernels with the mask fused (xs and dA apply it while copying x, dx's
+// low-rank term in its epilogue), cuBLAS otherwise; 2: as 1, and xs and dA in our kernel at p = 0 too; 3: as 1 but
+// dx's term by cuBLAS and an in-place mask pass; -1: back to the default. Results agree within rounding in every
+// mode.
 void lora_set_fused(int mode);
 
 // keep[i] = 1 when element i of a tensor with n elements survives dropout (the rule of lora_dropout.h); for

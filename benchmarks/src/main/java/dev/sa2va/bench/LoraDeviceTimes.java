@@ -33,9 +33,10 @@ import org.bytedeco.pytorch.global.torch_cuda;
  * java dev.sa2va.bench.LoraDeviceTimes --one D_IN D_OUT RANK TOKENS   (8 fwd+bwd calls, nothing else: for ncu)</pre>
  * One JSON object per line: {"impl","op","d_in","d_out","rank","tokens","dropout","pdl","us"}. Ops: fwd, bwd, fwdbwd
  * (the layer), kfwd, kbwd (our kernels alone, no GEMM), and for impl torch fwd, dx (plain GEMMs) and fwd_acc, dx_acc
- * (the same GEMMs with beta = 1 onto a written output, as the layer runs them). Impl ours_cublas (dropout 0.05),
- * ours_fused (dropout 0) and ours_dx_cublas (dropout 0.05, bwd), T = 4096, r = 16 and 128: the layer with the other
- * kernels for the products the dropout touches (LoraKernels.lora_set_fused 0, 2, 3), an A/B on the same card.
+ * (the same GEMMs with beta = 1 onto a written output, as the layer runs them). Impl ours_fused (dropout 0.05 and 0)
+ * and ours_fused_dx_cublas (dropout 0.05, bwd), T = 4096, r = 16 and 128: the layer with our dropout-fused kernels for
+ * the products the dropout touches (LoraKernels.lora_set_fused 1 resp. 2, and 3) instead of the default cuBLAS path,
+ * an A/B on the same card.
  */
 public final class LoraDeviceTimes {
     static final int REPS = 20, REPEATS = 3;
@@ -195,11 +196,11 @@ public final class LoraDeviceTimes {
                                 sv.close();
                             }));
                             if (tokens == 4096 && (rank == 16 || rank == 128)) {
-                                // A/B on the same card: with dropout, the products that read x on cuBLAS with keep⊙x
-                                // through the workspace (impl ours_cublas) instead of our fused kernel; at p = 0, our
-                                // kernel instead of cuBLAS (impl ours_fused)
-                                String impl = p > 0 ? "ours_cublas" : "ours_fused";
-                                LoraKernels.lora_set_fused(p > 0 ? 0 : 2);
+                                // A/B on the same card against the default (cuBLAS, keep⊙x through the workspace):
+                                // our kernels with the dropout fused into the products that read x (impl ours_fused;
+                                // lora_set_fused 1 with dropout, 2 at p = 0)
+                                String impl = "ours_fused";
+                                LoraKernels.lora_set_fused(p > 0 ? 1 : 2);
                                 try {
                                     emit(impl, "fwd", dIn, dOut, rank, tokens, p, true, deviceMicros(() -> {
                                         LoraLinear.Saved sv = l.forwardTrain(x);
@@ -214,9 +215,9 @@ public final class LoraDeviceTimes {
                                     }));
                                     if (p > 0) {
                                         kernelsAlone(impl, x, dy, dIn, dOut, rank, tokens, p);
-                                        // only dx's masked term on cuBLAS + the in-place mask (lora_set_fused 3)
+                                        // fused, but dx's masked term on cuBLAS + the in-place mask (lora_set_fused 3)
                                         LoraKernels.lora_set_fused(3);
-                                        emit("ours_dx_cublas", "bwd", dIn, dOut, rank, tokens, p, true,
+                                        emit("ours_fused_dx_cublas", "bwd", dIn, dOut, rank, tokens, p, true,
                                                 deviceMicros(() -> l.backward(kept, dy).close()));
                                     }
                                 } finally {

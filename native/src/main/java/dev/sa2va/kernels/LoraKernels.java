@@ -69,9 +69,10 @@ public class LoraKernels {
     public static native void lora_set_pdl(int mode);
 
     /**
-     * Which kernels run the products the dropout touches, for A/B measurements (lora.h): 1 default (ours with the mask
-     * fused where there is a dropout, 16-bit, r <= 128), 2 also xs and dA by ours at p = 0, 3 as 1 but dx's term by
-     * cuBLAS + mask pass, 0 always cuBLAS, -1 back to the default (SA2VA_LORA_FUSED or 1).
+     * Which kernels run the products the dropout touches, for A/B measurements (lora.h): 0 default, always cuBLAS
+     * (measured faster on the H200); 1 ours with the mask fused where there is a dropout (16-bit, r <= 128), 2 also xs
+     * and dA by ours at p = 0, 3 as 1 but dx's term by cuBLAS + mask pass, -1 back to the default (SA2VA_LORA_FUSED or
+     * 0).
      */
     public static native void lora_set_fused(int mode);
 

@@ -288,7 +288,10 @@ bool pick_scan(int64_t t, int64_t n, int sms, ScanShape& sh) {
   const int64_t m = t * n;
   // Short chunks when the rollout is small (latency: the dependent chain is LC steps long), longer ones when it
   // is large (fewer threads, the same bytes in flight).
-  int lc = m <= (int64_t(512) << 10) ? 4 : (m <= (int64_t(2) << 20) ? 8 : 16);
+  // Chunks of 4 only while they need at most 128 of them (T <= 512): each doubling of K adds a scan round (a
+  // block barrier over up to 1024 threads), which costs more than 4 more steps of the chain. On the H200,
+  // 1024x512 with 256 chunks of 4 (blocks of 1024 threads) took 10.3 us, 1024x1024 with 128 chunks of 8 9.8 us.
+  int lc = m <= (int64_t(512) << 10) && t <= 512 ? 4 : (m <= (int64_t(2) << 20) ? 8 : 16);
   const int e_min = std::min<int>(4, next_pow2(n));  // 16-byte segments of a time row at least
   for (; lc <= 16; lc *= 2) {
     if (static_cast<int64_t>(next_pow2((t + lc - 1) / lc)) * e_min <= scan_max_threads(lc)) break;

@@ -63,7 +63,9 @@ Bytes mask_of(int kind, int64_t rows, int64_t p, double p1, size_t off, std::mt1
     return b;
   }
   Bytes b(rows * p, off);
-  for (int64_t i = 0; i < rows * p; ++i) b.data()[i] = d(rng) ? 1 : 0;
+  // non-zero masks get bytes 1..255, so that chunks with bytes above 1 (as in 0/255 masks) take the slow decode
+  const bool any_byte = kind == MASK_U8_NONZERO;
+  for (int64_t i = 0; i < rows * p; ++i) b.data()[i] = d(rng) ? (any_byte ? static_cast<uint8_t>(1 + i % 255) : 1) : 0;
   if (invalid && rows * p > 5) b.data()[rows * p - 5] = 2;
   return b;
 }
@@ -194,6 +196,7 @@ int main(int argc, char** argv) {
           for (bool soft : {false, true}) scores_case(PRED_LOGITS, dtype, MASK_U8, MASK_NONE, n, p, 1, poff, 0, soft, rng);
         }
         scores_case(PRED_LOGITS, dtype, MASK_PACKED, MASK_U8_NONZERO, n, p, 1, 8, 8, false, rng);  // a whole chunk in
+        scores_case(PRED_LOGITS, dtype, MASK_U8_NONZERO, MASK_NONE, n, p, 1, 0, 0, true, rng);  // bytes 1..255
         scores_case(PRED_PROBS, dtype, MASK_U8, MASK_PACKED, n, p, 1, 0, 0, true, rng);
         scores_case(PRED_LOGITS, dtype, MASK_U8, MASK_NONE, n, p, 1, 0, 1, true, rng);  // target misaligned
         if (n % 2 == 0) scores_case(PRED_LOGITS, dtype, MASK_PACKED, MASK_PACKED, n, p, 2, 0, 0, true, rng);

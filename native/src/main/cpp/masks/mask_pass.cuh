@@ -173,20 +173,27 @@ __device__ __forceinline__ void decode(const RawPred<f16_t>& r, float* v) {
   }
 }
 
-// Bit k (k < 4) = byte k of w is non-zero; SWAR, no per-byte branches.
-__device__ __forceinline__ uint32_t nonzero_bytes4(uint32_t w) {
-  uint32_t nz = ((((w & 0x7f7f7f7fu) + 0x7f7f7f7fu) | w) & 0x80808080u) >> 7;
-  return (nz | (nz >> 7) | (nz >> 14) | (nz >> 21)) & 0xfu;
+// Bit 0 of each byte of w: 1 when that byte is non-zero (bit 7 of (w & 0x7f..) + 0x7f.. | w), no branches.
+__device__ __forceinline__ uint32_t nonzero_lsb4(uint32_t w) {
+  return (((((w & 0x7f7f7f7fu) + 0x7f7f7f7fu) | w) >> 7) & 0x01010101u);
 }
 // Number of bytes of w above 1 (invalid in a strict 0/1 mask).
 __device__ __forceinline__ uint32_t big_bytes4(uint32_t w) {
   return __popc((((w & 0x7e7e7e7eu) + 0x7e7e7e7eu) | w) & 0x80808080u);
 }
 // Bits of one chunk of a mask from its raw vector (a uint2 of 8 bytes, or the packed byte in .x).
+// With 0/1 bytes, z = x + (y << 4) has pixel k < 4 in bit 8k and pixel 4 + k in bit 8k + 4, and one multiply by
+// 2^24 + 2^17 + 2^10 + 2^3 moves both to bit 24 + k and 28 + k: every partial product lands on its own bit, so
+// nothing carries. Bytes above 1 (always there in 0/255 masks) first become 0/1, and are counted if invalid.
 __device__ __forceinline__ uint32_t raw_mask_bits(uint2 u, int kind, uint32_t& bad) {
   if (kind == MASK_PACKED) return u.x & 0xffu;
-  if (kind == MASK_U8) bad += big_bytes4(u.x) + big_bytes4(u.y);
-  return nonzero_bytes4(u.x) | (nonzero_bytes4(u.y) << 4);
+  uint32_t x = u.x, y = u.y;
+  if ((x | y) & 0xfefefefeu) {
+    if (kind == MASK_U8) bad += big_bytes4(x) + big_bytes4(y);
+    x = nonzero_lsb4(x);
+    y = nonzero_lsb4(y);
+  }
+  return ((x + (y << 4)) * 0x01020408u) >> 24;
 }
 __device__ __forceinline__ uint2 ld_raw_mask(const uint8_t* base, int kind, int64_t g) {
   if (kind == MASK_PACKED) return make_uint2(__ldg(base + g), 0u);
@@ -258,6 +265,22 @@ __device__ __forceinline__ uint32_t logit_chunk(const float* v, float thr, uint3
 template <typename PT> constexpr int batch_of() { return std::is_same<PT, float>::value ? 2 : 4; }
 
 // ---- the pass kernel -----------------------------------------------------------------------------------------
+// Per-sample totals from the kAcc layout. The counts are sums of 32-bit counts in double, exact below 2^53.
+// The reward kernel leaves v[8] (BCE) at 0.
+__device__ __forceinline__ MaskTotals totals_from(const DSums<kAcc>& acc) {
+  MaskTotals t;
+  t.tp = static_cast<int64_t>(acc.v[0]);
+  t.fp = static_cast<int64_t>(acc.v[1]);
+  t.fn = static_cast<int64_t>(acc.v[2]);
+  t.cnt = static_cast<int64_t>(acc.v[3]);
+  t.bad_target = static_cast<int64_t>(acc.v[4]);
+  t.bad_pred = static_cast<int64_t>(acc.v[5]);
+  t.f[0] = acc.v[6];
+  t.f[1] = acc.v[7];
+  t.f[2] = acc.v[8];
+  return t;
+}
+
 // The end of every pass kernel: the block's totals, then (last block of the sample, or the only one) the
 // per-sample epilogue. LOSSES: the supervised-loss part of the epilogue may be wanted.
 template <int MODE, bool kFloatPred, bool LOSSES>
@@ -282,16 +305,7 @@ __device__ __forceinline__ void finish_block(const Args& a, int64_t n, int64_t p
     if (threadIdx.x == 0) a.counters[n] = 0u;
   }
   if (threadIdx.x == 0) {
-    MaskTotals tot;
-    tot.tp = static_cast<int64_t>(acc.v[0]);
-    tot.fp = static_cast<int64_t>(acc.v[1]);
-    tot.fn = static_cast<int64_t>(acc.v[2]);
-    tot.cnt = static_cast<int64_t>(acc.v[3]);
-    tot.bad_target = static_cast<int64_t>(acc.v[4]);
-    tot.bad_pred = static_cast<int64_t>(acc.v[5]);
-    tot.f[0] = acc.v[6];
-    tot.f[1] = acc.v[7];
-    tot.f[2] = acc.v[8];
+    const MaskTotals tot = totals_from(acc);
     if constexpr (LOSSES) mask_finish(tot, n, a.n, a.p, MODE, kFloatPred, a.normalize != 0, a.spec, a.out);
     else mask_finish_scores(tot, n, a.n, a.p, MODE, kFloatPred, a.normalize != 0, a.spec, a.out);
   }
@@ -486,17 +500,7 @@ __device__ __forceinline__ DSums<kAcc> reward_block_totals(RewardAcc a, double* 
 
 // The per-sample epilogue of the reward kernel (scores, statistics, confusion; never losses) from kAcc totals.
 __device__ __forceinline__ void finish_sample_scores(const Args& a, int64_t n, const DSums<kAcc>& acc) {
-  MaskTotals tot;
-  tot.tp = static_cast<int64_t>(acc.v[0]);
-  tot.fp = static_cast<int64_t>(acc.v[1]);
-  tot.fn = static_cast<int64_t>(acc.v[2]);
-  tot.cnt = static_cast<int64_t>(acc.v[3]);
-  tot.bad_target = static_cast<int64_t>(acc.v[4]);
-  tot.bad_pred = static_cast<int64_t>(acc.v[5]);
-  tot.f[0] = acc.v[6];
-  tot.f[1] = acc.v[7];
-  tot.f[2] = 0.0;
-  mask_finish_scores(tot, n, a.n, a.p, MODE_STATS, true, false, a.spec, a.out);
+  mask_finish_scores(totals_from(acc), n, a.n, a.p, MODE_STATS, true, false, a.spec, a.out);
 }
 
 template <typename PT, bool SOFT>

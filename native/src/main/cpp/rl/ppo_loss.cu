@@ -195,8 +195,7 @@ __global__ void __launch_bounds__(kThreads, U == 2 ? 3 : 2) ppo_main_kernel(cons
   constexpr bool kGrpo = U == 2;
   const bool has_v = !kGrpo && a.values != nullptr, has_ref = a.ref != nullptr, has_h = !kGrpo && a.entropy != nullptr;
   const bool adv_tok = !kGrpo && a.adv_per_token;
-  const bool seq = a.agg == AGG_SEQUENCE;
-  const bool need_row = !adv_tok || seq;
+  const bool need_row = !adv_tok || a.agg == AGG_SEQUENCE;
   const bool small = m <= 0xffffffffLL;
   const float inv_b = 1.0f / static_cast<float>(a.b);
   double s[kMainAcc];
@@ -205,7 +204,6 @@ __global__ void __launch_bounds__(kThreads, U == 2 ? 3 : 2) ppo_main_kernel(cons
   const int64_t gstride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t q0 = blockIdx.x * (int64_t)kThreads + threadIdx.x; q0 < groups; q0 += U * gstride) {
     float lp[U][4], lo[U][4], av[U][4], vv[U][4], vo[U][4], rr[U][4], hh[U][4], rf[U][4];
-    float ra[U], rc[U];  // advantage and token count of the row of the group's first token
     uint32_t mbits[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -236,16 +234,6 @@ __global__ void __launch_bounds__(kThreads, U == 2 ? 3 : 2) ppo_main_kernel(cons
         if (has_ref) rf[u][0] = __ldg(a.ref + i0);
         mbits[u] = a.mask ? (__ldg(a.mask + i0) != 0) : 1u;
       }
-      if (need_row) {
-        // Per-row inputs are loaded with the batch: loaded in the math, after the mask test, each was a
-        // dependent round trip (mostly to L2) per token while none of this thread's loads were in flight.
-        // Only a group that crosses into the next row (bit 4 + k of mbits: token k does) still loads there.
-        const int64_t row = row_of(i0, a.l, small), col = i0 - row * a.l;
-        if (!adv_tok) ra[u] = __ldg(a.adv + row);
-        if (seq) rc[u] = globals ? __ldcg(a.rowcnt + row) : static_cast<float>(a.l);
-#pragma unroll
-        for (int k = 1; k < W; ++k) mbits[u] |= static_cast<uint32_t>(col + k >= a.l) << (4 + k);
-      }
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -257,20 +245,23 @@ __global__ void __launch_bounds__(kThreads, U == 2 ? 3 : 2) ppo_main_kernel(cons
       float f[kMainAcc];
 #pragma unroll
       for (int k = 0; k < kMainAcc; ++k) f[k] = 0.0f;
+      int64_t row = 0, col = 0;
+      if (need_row) {
+        row = row_of(i0, a.l, small);
+        col = i0 - row * a.l;
+      }
 #pragma unroll
       for (int k = 0; k < W; ++k) {
+        if (need_row && k > 0 && ++col == a.l) { col = 0; ++row; }
         gl[k] = 0.0f;
         gv[k] = 0.0f;
         gh[k] = 0.0f;
         if (!((mbits[u] >> k) & 1u)) continue;
-        float A = adv_tok ? av[u][k] : ra[u];
-        float cnt = seq ? rc[u] : 0.0f;
-        if ((mbits[u] >> (4 + k)) & 1u) {
-          const int64_t row = row_of(i0 + k, a.l, small);
-          if (!adv_tok) A = __ldg(a.adv + row);
-          if (seq) cnt = globals ? __ldcg(a.rowcnt + row) : static_cast<float>(a.l);
-        }
-        const float w = a.agg == AGG_TOKEN ? w_token : seq ? inv_b / fmaxf(cnt, 1.0f) : 1.0f / a.agg_const;
+        const float w = a.agg == AGG_TOKEN ? w_token
+                      : a.agg == AGG_SEQUENCE
+                          ? inv_b / fmaxf(globals ? __ldcg(a.rowcnt + row) : static_cast<float>(a.l), 1.0f)
+                          : 1.0f / a.agg_const;
+        float A = adv_tok ? av[u][k] : __ldg(a.adv + row);
         if (a.norm_adv) A = (A - mean) * inv;
         const PpoToken t = ppo_token(lp[u][k], lo[u][k], A, has_ref, has_ref ? rf[u][k] : 0.0f, has_v,
                                      has_v ? vv[u][k] : 0.0f, has_v ? vo[u][k] : 0.0f, has_v ? rr[u][k] : 0.0f, a.c);
@@ -289,12 +280,8 @@ __global__ void __launch_bounds__(kThreads, U == 2 ? 3 : 2) ppo_main_kernel(cons
         f[8] += t.kl;
         f[9] += h;
       }
-      // Without values and entropies (GRPO-shaped batches) those sums stay zero for any finite weight: not
-      // accumulating them frees their registers for the per-row inputs loaded with the batch.
 #pragma unroll
-      for (int k = 0; k < kMainAcc; ++k) {
-        if (!(kGrpo && (k == 1 || k == 2 || k == 9))) s[k] += f[k];
-      }
+      for (int k = 0; k < kMainAcc; ++k) s[k] += f[k];
       if (VEC) {
         store4(a.dlogp, i0, true, gl);
         if (has_v) store4(a.dvalue, i0, true, gv);

@@ -59,10 +59,6 @@ __device__ __forceinline__ unsigned nonzero_bytes(uint32_t w) {
   return __popc((((w & 0x7f7f7f7fu) + 0x7f7f7f7fu) | w) & 0x80808080u);
 }
 
-__device__ __forceinline__ unsigned nonzero_bytes16(uint4 u) {
-  return nonzero_bytes(u.x) + nonzero_bytes(u.y) + nonzero_bytes(u.z) + nonzero_bytes(u.w);
-}
-
 // Rows are handled by segments of S lanes (S = power of two <= 32 covering L when L is short), so short rows
 // do not leave most of a warp idle.
 // GRID: inside the fused cooperative launch (grid barrier); else its own launch ending with a last block.
@@ -79,19 +75,12 @@ __device__ __forceinline__ void ppo_prep_pass(const PpoArgs& a, int seg) {
     const bool live = row < a.b;
     unsigned cnt = 0;
     if (live && a.prep_vec) {
-      // Counting only: 16 mask bytes per load, non-zero bytes counted four at a time. Four loads per lane are
-      // issued before any is counted: one at a time, a row of 4096 tokens was 8 dependent DRAM round trips.
+      // Counting only: 16 mask bytes per load, non-zero bytes counted four at a time.
       const uint4* mr = reinterpret_cast<const uint4*>(a.mask + row * a.l);
-      const int64_t n = a.l / 16;
-      int64_t q = sl;
-      for (; q + 3 * seg < n; q += 4 * seg) {
-        uint4 v[4];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) v[j] = __ldg(mr + q + j * seg);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) cnt += nonzero_bytes16(v[j]);
+      for (int64_t q = sl; q < a.l / 16; q += seg) {
+        const uint4 u = __ldg(mr + q);
+        cnt += nonzero_bytes(u.x) + nonzero_bytes(u.y) + nonzero_bytes(u.z) + nonzero_bytes(u.w);
       }
-      for (; q < n; q += seg) cnt += nonzero_bytes16(__ldg(mr + q));
     } else if (live && a.mask == nullptr && !(a.adv_per_token && a.norm_adv)) {
       cnt = sl == 0 ? static_cast<unsigned>(a.l) : 0u;
     } else if (live) {

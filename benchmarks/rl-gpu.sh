@@ -11,15 +11,9 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to the output directory}
 mkdir -p "$OUT"
 what=${1:-all}
-step() {  # step SECONDS LOGFILE COMMAND...
-  local limit=$1 log=$2; shift 2
-  local t0=$SECONDS
-  timeout "$limit" "$@" >> "$log" 2>&1
-  local rc=$?
-  echo "[rl-gpu] $* -> rc $rc in $((SECONDS - t0)) s" | tee -a "$log"
-}
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv > "$OUT/gpu.txt" 2>&1 || true
-git log -1 --format='commit %H %s' >> "$OUT/gpu.txt" 2>/dev/null || true
+GPU_TAG=rl-gpu
+source benchmarks/gpu-common.sh  # step, gpu_info
+gpu_info "$OUT"
 case "$what" in
   all|tests)
     step 100 "$OUT/rl-tests.txt" bash .gpu/host.sh tests --include-classname '.*(MaskEvaluate|Rl|MaskMetrics)GpuTest' ;;

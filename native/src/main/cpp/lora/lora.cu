@@ -1854,6 +1854,38 @@ void forward_multi_typed(const void* x, int dtype, int64_t rows, int64_t d_in, i
   launch_expand<T>(e, stream);
 }
 
+// The two products that read x, where the dropout mask goes: xs = s·drop(x)·Aᵀ (forward, X_T = false, q = A with
+// ld d_in, out = xs in the dtype) and dA += s·dsᵀ·drop(x) (backward, X_T = true, q = ds with ld r, out = fp32 grad A).
+// fused (use_lowrank()): lowrank_kernel with `plan`, partials and counters; otherwise cuBLAS, on x or, with dropout,
+// on drop(x) written to xd first. The dimensions were checked by the caller with blas_dim().
+template <typename T, bool X_T>
+void lowrank_product(bool fused, const LowRankPlan& plan, const void* x, const void* q, int64_t rows, int64_t d_in,
+                     int64_t rank, int ct, float s, uint32_t p16, uint64_t seed, uint64_t offset, float* partial,
+                     unsigned* counters, void* xd, void* out, cudaStream_t stream) {
+  if (fused) {
+    LowRankArgs a{};
+    a.x = x; a.x_ld = d_in; a.q = q; a.q_ld = X_T ? rank : d_in;
+    a.M = X_T ? d_in : rows; a.K = X_T ? rows : d_in; a.R = static_cast<int>(rank);
+    a.dropout = p16 != 0; a.p16 = p16; a.seed = seed; a.offset = offset; a.scale = s;
+    a.partial = partial; a.counters = counters;
+    a.out = out; a.out_ld = X_T ? d_in : rank;
+    launch_lowrank<T, X_T>(a, plan, stream);
+    return;
+  }
+  const void* xin = x;
+  if (p16 != 0) {
+    launch_dropout_apply<T>(x, xd, rows * d_in, seed, offset, p16, stream);
+    xin = xd;
+  }
+  const int R = static_cast<int>(rank), T_ = static_cast<int>(rows), DI = static_cast<int>(d_in);
+  if constexpr (X_T)
+    blas_gemm(stream, kBlasOpN, kBlasOpT, DI, R, T_, s, xin, ct, DI, q, ct, R, 1.0f, out, kCudaR32F, DI,
+              "dA += s·dsᵀ·drop(x)");
+  else
+    blas_gemm(stream, kBlasOpT, kBlasOpN, R, T_, DI, s, q, ct, DI, xin, ct, DI, 0.0f, out, ct, R,
+              "xs = s·drop(x)·Aᵀ");
+}
+
 // Single adapter (training and inference):
 //   xs = s/(1-p')·(keep⊙x)·Aᵀ     with dropout (16-bit, r <= 128): lowrank_kernel, the mask applied while x is copied
 //                                 otherwise GemmEx(T, N): m = r, n = rows, k = d_in, on x or on keep⊙x written to
@@ -1874,27 +1906,13 @@ void forward_typed(const void* x, int dtype, int64_t rows, int64_t d_in, int64_t
   char* w = static_cast<char*>(ws.scratch);
   if (!xs) xs = w + l.xs_off;
   const int ct = cuda_type_of(dtype);
-  const int R = blas_dim(rank, "rank"), T_ = blas_dim(rows, "rows"), DI = blas_dim(d_in, "d_in"),
-            DO = blas_dim(d_out, "d_out");
+  const int R = blas_dim(rank, "rank"), T_ = blas_dim(rows, "rows");
+  blas_dim(d_in, "d_in");  // for lowrank_product's GEMM
+  const int DO = blas_dim(d_out, "d_out");
   blas_dim(rows * std::max(d_in, d_out), "rows x d");
   const float s = scale * lora_dropout_scale(p16);
-  if (fused) {
-    LowRankArgs a{};
-    a.x = x; a.x_ld = d_in; a.q = A; a.q_ld = d_in; a.M = rows; a.K = d_in; a.R = R;
-    a.dropout = p16 != 0; a.p16 = p16; a.seed = seed; a.offset = offset; a.scale = s;
-    a.partial = reinterpret_cast<float*>(w + l.partial_off); a.counters = ws.counters;
-    a.out = xs; a.out_ld = rank;
-    launch_lowrank<T, false>(a, plan, stream);
-  } else {
-    const void* xin = x;
-    if (p16 != 0) {
-      void* xd = w + l.xd_off;
-      launch_dropout_apply<T>(x, xd, rows * d_in, seed, offset, p16, stream);
-      xin = xd;
-    }
-    blas_gemm(stream, kBlasOpT, kBlasOpN, R, T_, DI, s, A, ct, DI, xin, ct, DI, 0.0f, xs, ct, R,
-              "xs = s·drop(x)·Aᵀ");
-  }
+  lowrank_product<T, false>(fused, plan, x, A, rows, d_in, rank, ct, s, p16, seed, offset,
+                            reinterpret_cast<float*>(w + l.partial_off), ws.counters, w + l.xd_off, xs, stream);
   float beta = 0.0f;
   if (bias) {
     constexpr int VEC = vec_of<T>();
@@ -1936,23 +1954,9 @@ void backward_typed(const void* x, const void* dy, const void* xs, int dtype, in
   blas_gemm(stream, kBlasOpN, kBlasOpN, R, T_, DO, 1.0f, B, ct, R, dy, ct, DO, 0.0f, ds, ct, R, "ds = dY·B");
   blas_gemm(stream, kBlasOpN, kBlasOpT, R, DO, T_, 1.0f, xs, ct, R, dy, ct, DO, 1.0f, gB, kCudaR32F, R,
             "dB += dYᵀ·xs");
-  if (fused) {
-    LowRankArgs a{};
-    a.x = x; a.x_ld = d_in; a.q = ds; a.q_ld = rank; a.M = d_in; a.K = rows; a.R = R;
-    a.dropout = p16 != 0; a.p16 = p16; a.seed = seed; a.offset = offset; a.scale = s;
-    a.partial = reinterpret_cast<float*>(w + l.xd_off); a.counters = ws.counters;
-    a.out = gA; a.out_ld = d_in;
-    launch_lowrank<T, true>(a, plan, stream);
-  } else {
-    const void* xin = x;
-    if (p16 != 0) {
-      void* xd = w + l.xd_off;
-      launch_dropout_apply<T>(x, xd, rows * d_in, seed, offset, p16, stream);
-      xin = xd;
-    }
-    blas_gemm(stream, kBlasOpN, kBlasOpT, DI, R, T_, s, xin, ct, DI, ds, ct, R, 1.0f, gA, kCudaR32F, DI,
-              "dA += s·dsᵀ·drop(x)");
-  }
+  // the partials of the fused product and the cuBLAS path's drop(x) share the space after ds
+  lowrank_product<T, true>(fused, plan, x, ds, rows, d_in, rank, ct, s, p16, seed, offset,
+                           reinterpret_cast<float*>(w + l.xd_off), ws.counters, w + l.xd_off, gA, stream);
   if (use_masked_dx(dtype, rank, p16)) {
     MaskedExpandArgs e{};
     e.ds = ds; e.a = A; e.M = rows; e.N = d_in; e.R = R;

@@ -41,7 +41,7 @@ Bytes logits_of(int dtype, int64_t m, size_t off_elems, std::mt19937& rng, bool 
   std::normal_distribution<float> d(0.0f, 2.0f);
   for (int64_t i = 0; i < m; ++i) {
     float v = d(rng);
-    if (nan && i == m / 3) v = NAN;
+    if (nan && (i == m / 3 || i == m / 3 + 9 || i == (2 * m) / 3)) v = NAN;  // NaNs in neighbouring chunks too
     if (dtype == F32) std::memcpy(b.data() + 4 * i, &v, 4);
     else {
       uint16_t h = dtype == F16 ? float_to_f16(v) : float_to_bf16(v);
@@ -199,6 +199,9 @@ int main(int argc, char** argv) {
         scores_case(PRED_LOGITS, dtype, MASK_U8_NONZERO, MASK_NONE, n, p, 1, 0, 0, true, rng);  // bytes 1..255
         scores_case(PRED_PROBS, dtype, MASK_U8, MASK_PACKED, n, p, 1, 0, 0, true, rng);
         scores_case(PRED_LOGITS, dtype, MASK_U8, MASK_NONE, n, p, 1, 0, 1, true, rng);  // target misaligned
+        // packed targets without a region (their own loop of full batches), with groups
+        scores_case(PRED_LOGITS, dtype, MASK_PACKED, MASK_NONE, n, p, n % 2 == 0 ? 2 : 1, 0, 0, true, rng);
+        if (n % 2 == 0) scores_case(PRED_LOGITS, dtype, MASK_U8, MASK_NONE, n, p, 2, 0, 0, false, rng);
         if (n % 2 == 0) scores_case(PRED_LOGITS, dtype, MASK_PACKED, MASK_PACKED, n, p, 2, 0, 0, true, rng);
         sample_case(dtype, dtype == F32 ? MASK_PACKED : MASK_U8, n, p, dtype == F16 ? 1 : 0, rng);
       }

@@ -185,15 +185,32 @@ __device__ __forceinline__ uint32_t big_bytes4(uint32_t w) {
 // With 0/1 bytes, z = x + (y << 4) has pixel k < 4 in bit 8k and pixel 4 + k in bit 8k + 4, and one multiply by
 // 2^24 + 2^17 + 2^10 + 2^3 moves both to bit 24 + k and 28 + k: every partial product lands on its own bit, so
 // nothing carries. Bytes above 1 (always there in 0/255 masks) first become 0/1, and are counted if invalid.
+__device__ __forceinline__ uint32_t gather_bits8(uint2 u) { return ((u.x + (u.y << 4)) * 0x01020408u) >> 24; }
+__device__ __forceinline__ void to_01_bytes(uint2& u, bool strict, uint32_t& bad) {
+  if (strict) bad += big_bytes4(u.x) + big_bytes4(u.y);
+  u.x = nonzero_lsb4(u.x);
+  u.y = nonzero_lsb4(u.y);
+}
 __device__ __forceinline__ uint32_t raw_mask_bits(uint2 u, int kind, uint32_t& bad) {
   if (kind == MASK_PACKED) return u.x & 0xffu;
-  uint32_t x = u.x, y = u.y;
-  if ((x | y) & 0xfefefefeu) {
-    if (kind == MASK_U8) bad += big_bytes4(x) + big_bytes4(y);
-    x = nonzero_lsb4(x);
-    y = nonzero_lsb4(y);
+  if ((u.x | u.y) & 0xfefefefeu) to_01_bytes(u, kind == MASK_U8, bad);
+  return gather_bits8(u);
+}
+// Bits of B uint8 chunks, chunk j in byte j: one test of the whole batch for bytes above 1 (to_01_bytes leaves
+// 0/1 bytes as they are and counts only the others, so converting every chunk of the batch is exact).
+template <int B>
+__device__ __forceinline__ uint32_t u8_batch_bits(uint2 (&u)[B], bool strict, uint32_t& bad) {
+  uint32_t any = 0;
+#pragma unroll
+  for (int j = 0; j < B; ++j) any |= u[j].x | u[j].y;
+  if (any & 0xfefefefeu) {
+#pragma unroll
+    for (int j = 0; j < B; ++j) to_01_bytes(u[j], strict, bad);
   }
-  return ((x + (y << 4)) * 0x01020408u) >> 24;
+  uint32_t bits = 0;
+#pragma unroll
+  for (int j = 0; j < B; ++j) bits |= gather_bits8(u[j]) << (8 * j);
+  return bits;
 }
 __device__ __forceinline__ uint2 ld_raw_mask(const uint8_t* base, int kind, int64_t g) {
   if (kind == MASK_PACKED) return make_uint2(__ldg(base + g), 0u);
@@ -212,16 +229,16 @@ __device__ __forceinline__ float rcp_ftz(float x) { float y; asm("rcp.approx.ftz
 #endif
 
 // Prediction bits (x > thr) of a whole chunk of logits; with SOFT also sigmoid sums over the region `in` (sp) and
-// over region and target (spy), as stats_float_chunk. NaN logits: counted in `bad` exactly, from a slow path
-// taken only when a chunk sum is NaN (a NaN logit always makes it NaN; +inf and -inf together do too, and are
-// then counted as 0 NaNs), and they propagate into the soft sums as in stats_float_chunk.
+// over region and target (spy), as stats_float_chunk. `any` is NaN when a logit is NaN (a NaN logit always makes
+// it NaN; +inf and -inf together do too): the caller then counts the NaNs exactly (reload_nan_count), a slow
+// path taken only then. NaNs propagate into the soft sums as in stats_float_chunk.
 template <bool SOFT>
-__device__ __forceinline__ uint32_t logit_chunk(const float* v, float thr, uint32_t y, uint32_t in, float& sp,
-                                                float& spy, uint32_t& bad) {
+__device__ __forceinline__ uint32_t logit_sums(const float* v, float thr, uint32_t y, uint32_t in, float& sp,
+                                               float& spy, float& any) {
   uint32_t h = 0;
-  float any = 0.0f;
+  any = 0.0f;
 #pragma unroll
-  for (int k = 0; k < 8; ++k) h |= static_cast<uint32_t>(v[k] > thr) << k;
+  for (int k = 0; k < 8; ++k) h |= v[k] > thr ? 1u << k : 0u;  // selects of constants, summed 3 at a time
   if constexpr (SOFT) {
     float p[8];
 #pragma unroll
@@ -251,11 +268,13 @@ __device__ __forceinline__ uint32_t logit_chunk(const float* v, float thr, uint3
 #pragma unroll
     for (int k = 0; k < 8; ++k) any += v[k];
   }
-  if (any != any) {
-#pragma unroll
-    for (int k = 0; k < 8; ++k) bad += v[k] != v[k];
-  }
   return h;
+}
+__device__ __forceinline__ uint32_t nan_count(const float* v) {
+  uint32_t n = 0;
+#pragma unroll
+  for (int k = 0; k < 8; ++k) n += v[k] != v[k];
+  return n;
 }
 
 // Chunks per thread and batch on the vector path: all loads of a batch are issued before any math, so that
@@ -503,6 +522,69 @@ __device__ __forceinline__ void finish_sample_scores(const Args& a, int64_t n, c
   mask_finish_scores(totals_from(acc), n, a.n, a.p, MODE_STATS, true, false, a.spec, a.out);
 }
 
+// NaN logits in the chunks c0 + j * stride (j < B) below `chunks`: rare, so the batch's logits are read again
+// rather than held in registers until the batch's NaN test.
+template <typename PT, int B>
+__device__ __forceinline__ uint32_t reload_nan_count(const void* prow, int c0, int stride, int chunks) {
+  uint32_t n = 0;
+#pragma unroll
+  for (int j = 0; j < B; ++j) {
+    if (c0 + j * stride >= chunks) break;
+    RawPred<PT> q;
+    ld_raw(prow, c0 + j * stride, q);
+    float v[8];
+    decode(q, v);
+    n += nan_count(v);
+  }
+  return n;
+}
+
+// Full batches of the reward kernel for a target without a region, uint8 (strict or not) or PACKED_T bit-packed:
+// no bounds check per chunk, no tests of the mask kinds, the counts of the batch from 32-bit words (chunk j in
+// byte j: tp = popc(h & y), fp = popc(h & ~y), fn = popc(~h & y), cnt = 8 per chunk) and one NaN test per
+// batch. The soft sums add up chunk by chunk as in the checked loop, so the results do not depend on which loop
+// took a chunk. Returns the start of the first batch that is not full.
+template <typename PT, bool SOFT, bool PACKED_T>
+__device__ __forceinline__ int reward_full_batches(const void* prow, const uint8_t* trow_p, bool strict, float thr,
+                                                   int c0, int chunks, int stride, RewardAcc& r) {
+  constexpr int kBatch = batch_of<PT>();
+  for (; c0 + (kBatch - 1) * stride < chunks; c0 += kBatch * stride) {
+    RawPred<PT> raw[kBatch];
+    uint2 traw[kBatch];
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) {
+      ld_raw(prow, c0 + j * stride, raw[j]);
+      traw[j] = ld_raw_mask(trow_p, PACKED_T ? MASK_PACKED : MASK_U8, c0 + j * stride);
+    }
+    uint32_t y = 0, h = 0;
+    if constexpr (PACKED_T) {
+#pragma unroll
+      for (int j = 0; j < kBatch; ++j) y |= traw[j].x << (8 * j);
+    } else {
+      y = u8_batch_bits(traw, strict, r.c[4]);
+    }
+    bool nan = false;
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) {
+      float v[8];
+      decode(raw[j], v);
+      float sp = 0.0f, spy = 0.0f, any;
+      h |= logit_sums<SOFT>(v, thr, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
+      nan |= any != any;
+      if constexpr (SOFT) {
+        r.f[0] += spy;
+        r.f[1] += sp;
+      }
+    }
+    r.c[0] += __popc(h & y);
+    r.c[1] += __popc(h & ~y);
+    r.c[2] += __popc(~h & y);
+    r.c[3] += 8 * kBatch;
+    if (nan) r.c[5] += reload_nan_count<PT, kBatch>(prow, c0, stride, chunks);
+  }
+  return c0;
+}
+
 template <typename PT, bool SOFT>
 __global__ void __launch_bounds__(kThreads, 4) reward_kernel(const Args a) {
   const int bps = static_cast<int>(a.bps);
@@ -514,11 +596,16 @@ __global__ void __launch_bounds__(kThreads, 4) reward_kernel(const Args a) {
   const bool has_t = a.target_kind != MASK_NONE, has_r = a.roi_kind != MASK_NONE;
   const uint8_t* trow_p = has_t ? a.target + trow * chunks * mask_vec_bytes(a.target_kind) : nullptr;
   const uint8_t* rrow_p = has_r ? a.roi + trow * chunks * mask_vec_bytes(a.roi_kind) : nullptr;
-  uint32_t tp = 0, fp = 0, fn = 0, cnt = 0, bad = 0, badp = 0;
-  double f0 = 0.0, f1 = 0.0;
+  RewardAcc r{{0u, 0u, 0u, 0u, 0u, 0u}, {0.0, 0.0}};
   constexpr int kBatch = batch_of<PT>();
   const int stride = bps * kThreads;
-  for (int c0 = part * kThreads + static_cast<int>(threadIdx.x); c0 < chunks; c0 += kBatch * stride) {
+  int c0 = part * kThreads + static_cast<int>(threadIdx.x);
+  // the common targets without a region: full batches in a loop of their own, the rest below
+  if (has_t && !has_r) {
+    if (a.target_kind == MASK_PACKED) c0 = reward_full_batches<PT, SOFT, true>(prow, trow_p, false, a.threshold, c0, chunks, stride, r);
+    else c0 = reward_full_batches<PT, SOFT, false>(prow, trow_p, a.target_kind == MASK_U8, a.threshold, c0, chunks, stride, r);
+  }
+  for (; c0 < chunks; c0 += kBatch * stride) {
     RawPred<PT> raw[kBatch];
     uint2 traw[kBatch], rraw[kBatch];
     // every load of the batch before any math
@@ -533,32 +620,34 @@ __global__ void __launch_bounds__(kThreads, 4) reward_kernel(const Args a) {
         if (has_r) rraw[j] = ld_raw_mask(rrow_p, a.roi_kind, c);
       }
     }
+    bool nan = false;
 #pragma unroll
     for (int j = 0; j < kBatch; ++j) {
       if (c0 + j * stride >= chunks) break;
       uint32_t y = 0, in = 0xffu;
-      if (has_t) y = raw_mask_bits(traw[j], a.target_kind, bad);
-      if (has_r) in &= raw_mask_bits(rraw[j], a.roi_kind, bad);
+      if (has_t) y = raw_mask_bits(traw[j], a.target_kind, r.c[4]);
+      if (has_r) in &= raw_mask_bits(rraw[j], a.roi_kind, r.c[4]);
       float v[8];
       decode(raw[j], v);
-      float sp = 0.0f, spy = 0.0f;
-      const uint32_t h = logit_chunk<SOFT>(v, a.threshold, y, in, sp, spy, badp);
+      float sp = 0.0f, spy = 0.0f, any;
+      const uint32_t h = logit_sums<SOFT>(v, a.threshold, y, in, sp, spy, any);
+      nan |= any != any;
       if constexpr (SOFT) {
-        f0 += spy;
-        f1 += sp;
+        r.f[0] += spy;
+        r.f[1] += sp;
       }
       if (has_t) {
         const ChunkCounts cc = count_bits(h, y, in);
-        tp += cc.tp;
-        fp += cc.fp;
-        fn += cc.fn;
-        cnt += cc.cnt;
+        r.c[0] += cc.tp;
+        r.c[1] += cc.fp;
+        r.c[2] += cc.fn;
+        r.c[3] += cc.cnt;
       }
     }
+    if (nan) r.c[5] += reload_nan_count<PT, kBatch>(prow, c0, stride, chunks);
   }
-  const RewardAcc ra{{tp, fp, fn, cnt, bad, badp}, {f0, f1}};
   double* dst = bps > 1 ? a.partials + (static_cast<int64_t>(n) * bps + part) * kAcc : nullptr;
-  const DSums<kAcc> acc = reward_block_totals(ra, dst);
+  const DSums<kAcc> acc = reward_block_totals(r, dst);
   if (bps > 1) {
     if (!last_block_arrive(a.counters + n, static_cast<unsigned>(bps))) return;
     // the last block of the sample: one warp sums the partials (a few hundred records at most) in a fixed order

@@ -1456,13 +1456,31 @@ bool pdl_enabled() {
   return major[dev] >= 9;
 }
 
+#ifdef SA2VA_CUDA_EMULATION
+// The emulation has no shared-memory limits, so it records what allow_smem granted each kernel and refuses a launch
+// asking for more, as the GPU does (a missing grant failed only on the H200 once: see allow_smem).
+inline std::map<const void*, size_t>& emu_smem_grants(std::unique_lock<std::mutex>& lock) {
+  static std::mutex mu;
+  static std::map<const void*, size_t> grants;
+  lock = std::unique_lock<std::mutex>(mu);
+  return grants;
+}
+#endif
+
 // Launches with the programmatic-dependent-launch attribute where the GPU has it (see pdl_wait_and_release).
 // smem: dynamic shared memory in bytes (the kernel must have been allowed it: allow_smem).
 template <typename... KArgs, typename... Args>
 void launch_kernel_smem(void (*kernel)(KArgs...), dim3 grid, size_t smem, cudaStream_t stream, const char* name,
                         Args... args) {
 #ifdef SA2VA_CUDA_EMULATION
-  (void)smem;
+  if (smem > 0) {
+    std::unique_lock<std::mutex> lock;
+    auto& grants = emu_smem_grants(lock);
+    const auto it = grants.find(reinterpret_cast<const void*>(kernel));
+    if (it == grants.end() || it->second < smem)
+      throw std::logic_error(str_cat(name, ": launched with ", smem, " bytes of dynamic shared memory but allowed ",
+                                     it == grants.end() ? 0 : it->second, " (allow_smem), which the GPU refuses"));
+  }
   SA2VA_LAUNCH(grid, kThreads, stream, kernel)(args...);
 #else
   if (pdl_enabled()) {
@@ -1495,7 +1513,9 @@ void launch_kernel(void (*kernel)(KArgs...), dim3 grid, cudaStream_t stream, con
 template <typename K>
 void allow_smem(K kernel, int bytes, std::atomic<bool> (&done)[64]) {
 #ifdef SA2VA_CUDA_EMULATION
-  (void)kernel; (void)bytes; (void)done;
+  (void)done;
+  std::unique_lock<std::mutex> lock;
+  emu_smem_grants(lock)[reinterpret_cast<const void*>(kernel)] = static_cast<size_t>(bytes);
 #else
   int dev = 0;
   SA2VA_CUDA_CHECK(cudaGetDevice(&dev));

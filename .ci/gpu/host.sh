@@ -7,6 +7,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-tests}; shift || true
+# A part that never arrived (a call refused, or a fresh machine after the first parts) otherwise shows up as a
+# JNI "cannot open shared object file" deep inside the first test; say which staged file is missing instead.
+staged() {
+  local missing=()
+  for f in /tmp/gpu-stage/jre/bin/java /tmp/gpu-stage/lib/libtorch_cpu.so /tmp/gpu-stage/lib/libtorch_cuda.so \
+           /tmp/gpu-stage/lib/libjnitorch.so; do
+    [ -e "$f" ] || missing+=("$f")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "staging incomplete on this machine, missing: ${missing[*]}" >&2
+    echo "send the remaining parts (python3 .gpu/recv.py .gpu/parts/pN; each says what it still waits for)" >&2
+    exit 3
+  fi
+}
+case "$what" in
+  tests|bench|java) staged ;;
+esac
 case "$what" in
   unpack)
     for p in .gpu/parts/p*; do [ -d "$p" ] && python3 .gpu/recv.py "$p"; done ;;

@@ -209,5 +209,15 @@ int main(int argc, char** argv) {
       scores_case(MASK_PACKED, U8, MASK_PACKED, MASK_U8, n, p, 1, 3, 0, false, rng);
     }
   }
+  // several waves of blocks (mask_set_waves, for measurements): more blocks per sample, the same totals
+  sa2va::mask_set_waves(3);
+  g_sms = 2;
+  for (const auto& sh : shapes) {
+    const int64_t n = sh[0], p = sh[1];
+    for (bool soft : {false, true}) scores_case(PRED_LOGITS, BF16, MASK_U8, MASK_NONE, n, p, 1, 0, 0, soft, rng);
+    scores_case(PRED_LOGITS, F32, MASK_PACKED, MASK_U8, n, p, 1, 0, 0, true, rng);
+    sample_case(BF16, MASK_U8, n, p, 0, rng);
+  }
+  sa2va::mask_set_waves(0);
   return report();
 }

@@ -14,7 +14,9 @@
 #pragma once
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
+#include <atomic>
 #include <climits>
+#include <cstdlib>
 #include <type_traits>
 #include "mask_pass.h"
 #include "../common/cuda_check.cuh"
@@ -689,18 +691,34 @@ int resident_blocks() {
   return cached;
 }
 
-// Blocks per sample: at most one full wave of resident blocks in all (rounded down: a second wave of a few
-// blocks would double the time of the whole pass), at least one, and no block without a chunk.
+// Full waves of resident blocks per launch (mask_set_waves; SA2VA_MASK_WAVES, 1..16; default 1). For A/B
+// measurements of the tail: on the H200 the reward kernel's SMs were active only 77% of its elapsed cycles with
+// one wave; with several, the block scheduler hands the blocks that remain to the SMs that finish first.
+inline std::atomic<int> g_waves{0};
+inline int pass_waves() {
+  int w = g_waves.load();
+  if (w <= 0) {
+    const char* env = std::getenv("SA2VA_MASK_WAVES");
+    w = env ? std::atoi(env) : 1;
+    w = w >= 1 && w <= 16 ? w : 1;
+    g_waves.store(w);
+  }
+  return w;
+}
+
+// Blocks per sample: at most `pass_waves()` full waves of resident blocks in all (rounded down: a last wave of a
+// few blocks would add the time of a whole wave), at least one, and no block without a chunk.
 inline int64_t blocks_per_sample(int64_t n, int64_t chunks, int64_t resident_total) {
   const int64_t max_bps = (chunks + kThreads - 1) / kThreads;
   int64_t bps = resident_total / n;
   return bps < 1 ? 1 : (bps > max_bps ? max_bps : bps);
 }
 
-// One launch of a pass kernel: one wave of N x bps blocks, and the stream workspace when a sample has several.
+// One launch of a pass kernel: N x bps blocks (one wave by default), and the stream workspace when a sample has
+// several.
 template <auto KERNEL>
 void launch_kernel(Args a, cudaStream_t stream) {
-  const int64_t target_blocks = static_cast<int64_t>(device_sm_count()) * resident_blocks<KERNEL>();
+  const int64_t target_blocks = static_cast<int64_t>(device_sm_count()) * resident_blocks<KERNEL>() * pass_waves();
   const int64_t bps = blocks_per_sample(a.n, a.pitch, target_blocks);
   a.bps = bps;
   SA2VA_CHECK_ARG(a.n * bps <= INT_MAX, "mask pass: too many samples for one launch (", a.n, ")");

@@ -43,6 +43,11 @@ void mask_stats_cpu(const void* logits, int dtype, const uint8_t* targets, int64
 void mask_stats_cuda(const void* logits, int dtype, const uint8_t* targets, int64_t n, int64_t p,
                      float threshold, int64_t* out, cudaStream_t stream);
 
+// Full waves of resident blocks the CUDA mask-pass kernels launch (1..16; other values: back to the default, the
+// environment's SA2VA_MASK_WAVES or 1). For A/B measurements; results differ from one setting to another only by
+// the order in which the soft sums' partials add up.
+void mask_set_waves(int waves);
+
 // The general pass (see above). spec: SPEC_LEN floats (mask_pass.h), or null for all zeros.
 void mask_scores_cpu(const void* pred, int pred_dtype, int pred_kind, const void* target, int target_kind,
                      const void* roi, int roi_kind, int64_t n, int64_t p, int64_t group, float threshold,

@@ -1,6 +1,7 @@
 package dev.sa2va.bench;
 
 import dev.sa2va.core.Torch;
+import dev.sa2va.kernels.MaskStatsKernels;
 import dev.sa2va.metrics.BitMasks;
 import dev.sa2va.metrics.MaskMetrics;
 import dev.sa2va.metrics.MaskTargets;
@@ -29,7 +30,9 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * <pre>java dev.sa2va.bench.RlDeviceTimes OUT.jsonl [--only OP] [--size NxP]</pre>
  * {@code --only} / {@code --size}: just that op ({@code evaluate}, {@code confusion}, {@code gae}, {@code ppo}, ...)
  * and shape, e.g. under ncu.
- * One JSON object per line: {"op", "shape", "form", "device_us", "host_us", "bytes"}; a table on stdout.
+ * One JSON object per line: {"op", "shape", "form", "device_us", "host_us", "bytes"}; a table on stdout. Op
+ * {@code evaluate/waves=W}: the reward kernel launched with W waves of blocks instead of one (MaskStatsKernels
+ * .mask_set_waves), an A/B on the same card.
  */
 public final class RlDeviceTimes {
     static final int REPS = 20, REPEATS = 5;
@@ -108,6 +111,16 @@ public final class RlDeviceTimes {
                     MaskMetrics.Result ev = MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT);
                     emit("evaluate", size, form, () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev),
                             bytes);
+                    // A/B on the same card: the same call with 2, 4, 8 waves of blocks instead of one (the tail)
+                    for (int waves : new int[] {2, 4, 8}) {
+                        MaskStatsKernels.mask_set_waves(waves);
+                        try {
+                            emit("evaluate/waves=" + waves, size, form,
+                                    () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev), bytes);
+                        } finally {
+                            MaskStatsKernels.mask_set_waves(0);
+                        }
+                    }
                     MaskPolicy.Sample so = MaskPolicy.sample(logits, 1.0, 1, 0, true, t, MaskMetrics.Spec.DEFAULT);
                     emit("sampleAndScore", size, form,
                             () -> MaskPolicy.sample(logits, 1.0, 1, 0, true, t, MaskMetrics.Spec.DEFAULT, so),

@@ -28,6 +28,12 @@ public class MaskStatsKernels {
                                               @Cast("int64_t") long n, @Cast("int64_t") long p, float threshold,
                                               @Cast("int64_t*") Pointer out, @Cast("cudaStream_t") Pointer stream);
 
+    /**
+     * Full waves of resident blocks the CUDA mask-pass kernels launch, for A/B measurements (mask_stats.h): 1..16,
+     * anything else back to the default (SA2VA_MASK_WAVES or 1).
+     */
+    public static native void mask_set_waves(int waves);
+
     public static native void mask_scores_cpu(@Const Pointer pred, int predDtype, int predKind, @Const Pointer target,
                                               int targetKind, @Const Pointer roi, int roiKind, @Cast("int64_t") long n,
                                               @Cast("int64_t") long p, @Cast("int64_t") long group, float threshold,

@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 #include "../common/cuda_check.cuh"
+#include "../common/last_block.cuh"
 #include "../common/workspace.h"
 #include "lora_dropout.h"
 
@@ -407,7 +408,6 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP, P_COLS>()) ski
   __shared__ __align__(128) T Ps[STAGES * P_SIZE];
   __shared__ __align__(128) T Qs[STAGES * Q_SIZE];
   __shared__ TileAdapters<BM> ad;
-  __shared__ int last_block;
 
   pdl_wait_and_release();
   const int64_t tile = blockIdx.x;
@@ -544,14 +544,8 @@ __global__ void __launch_bounds__(kThreads, skinny_min_blocks<RP, P_COLS>()) ski
   __threadfence();
   __syncthreads();
   if (a.splits > 1) {
-    if (threadIdx.x == 0) {
-      const unsigned done = atomicAdd(&a.counters[tile], 1u);
-      last_block = done == static_cast<unsigned>(a.splits - 1);
-      if (last_block) a.counters[tile] = 0u;  // ready for the next kernel on this stream
-    }
-    __syncthreads();
-    if (!last_block) return;
-    __threadfence();
+    if (!last_block_arrive(&a.counters[tile], static_cast<unsigned>(a.splits))) return;
+    if (threadIdx.x == 0) a.counters[tile] = 0u;  // ready for the next kernel on this stream
   }
   const int R = a.R;
   T* out = static_cast<T*>(a.out);
@@ -869,7 +863,6 @@ __global__ void __launch_bounds__(kThreads, LowRankCfg<RP>::MIN_BLOCKS) lowrank_
 #else
   extern __shared__ __align__(128) unsigned char smem[];
 #endif
-  __shared__ int last_block;
   T* const Ps = reinterpret_cast<T*>(smem);
   T* const Qs = Ps + 2 * P_SIZE;
   float* const Cs = reinterpret_cast<float*>(smem);
@@ -1083,14 +1076,8 @@ __global__ void __launch_bounds__(kThreads, LowRankCfg<RP>::MIN_BLOCKS) lowrank_
   }
   __threadfence();
   __syncthreads();
-  if (threadIdx.x == 0) {
-    const unsigned done = atomicAdd(&a.counters[tile], 1u);
-    last_block = done == static_cast<unsigned>(a.splits - 1);
-    if (last_block) a.counters[tile] = 0u;  // ready for the next kernel on this stream
-  }
-  __syncthreads();
-  if (!last_block) return;
-  __threadfence();
+  if (!last_block_arrive(&a.counters[tile], static_cast<unsigned>(a.splits))) return;
+  if (threadIdx.x == 0) a.counters[tile] = 0u;  // ready for the next kernel on this stream
   for (int v = threadIdx.x; v < BM * R; v += kThreads) {
     int i, j;
     elem(v, i, j);
@@ -1509,7 +1496,7 @@ void launch_kernel(void (*kernel)(KArgs...), dim3 grid, cudaStream_t stream, con
 
 // Lets `kernel` use `bytes` of dynamic shared memory on the current device, once per device; `done` is the caller's
 // per-kernel record. Set at every size: without it the limit is 48 KB minus the kernel's static shared memory, so
-// lowrank_kernel<16, true> (exactly 48 KB dynamic plus its 4-byte `last_block`) failed to launch on the H200.
+// lowrank_kernel<16, true> (exactly 48 KB dynamic plus a static handshake flag) failed to launch on the H200.
 template <typename K>
 void allow_smem(K kernel, int bytes, std::atomic<bool> (&done)[64]) {
 #ifdef SA2VA_CUDA_EMULATION

@@ -8,12 +8,9 @@
 # Results are written as they come (one JSON line per point), so a step cut short still leaves its data.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:?set OUT to the output directory}
-mkdir -p "$OUT"
 what=${1:-all}
 GPU_TAG=lora-gpu
-source benchmarks/gpu-common.sh  # step, gpu_info
-gpu_info "$OUT"
+source benchmarks/gpu-common.sh  # checks OUT, creates it, writes OUT/gpu.txt; step
 case "$what" in
   all|tests)
     step 90 "$OUT/lora-tests.txt" bash .gpu/host.sh tests --include-classname '.*Lora.*Test' ;;

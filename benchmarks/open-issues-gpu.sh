@@ -7,11 +7,8 @@
 # tables of lora-report.md). SAM2 (issue 5, resolved) has its own: core/verification/sam2/run_host.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:?set OUT to the output directory}
-mkdir -p "$OUT/rl" "$OUT/lora"
 GPU_TAG=open-issues
-source benchmarks/gpu-common.sh  # step, gpu_info
-gpu_info "$OUT"
+source benchmarks/gpu-common.sh  # checks OUT, creates it, writes OUT/gpu.txt; step
 step 120 "$OUT/gpu-tests.txt" bash .gpu/host.sh tests
 grep -E "tests (successful|failed|skipped)" "$OUT/gpu-tests.txt"
 for what in times baselines profile; do OUT=$OUT/rl bash benchmarks/rl-gpu.sh "$what"; done

@@ -10,12 +10,9 @@
 # profile ~20 s, plus JVM start-ups.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:?set OUT to the output directory}
-mkdir -p "$OUT"
 what=${1:-all}
 GPU_TAG=rl-gpu
-source benchmarks/gpu-common.sh  # step, gpu_info
-gpu_info "$OUT"
+source benchmarks/gpu-common.sh  # checks OUT, creates it, writes OUT/gpu.txt; step
 case "$what" in
   all|tests)
     step 100 "$OUT/rl-tests.txt" bash .gpu/host.sh tests --include-classname '.*(MaskEvaluate|Rl|MaskMetrics)GpuTest' ;;

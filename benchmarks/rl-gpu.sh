@@ -28,12 +28,9 @@ esac
 case "$what" in
   all|profile)
     # 3 kernels each (the first calls: warm-up, same code); RlDeviceTimes --only/--size runs just that shape
-    # (a fourth word: an environment setting for that run, e.g. the reward kernel's cp.async pipeline)
-    for spec in "evaluate 8x262144 reward_kernel" "evaluate 32x1048576 reward_kernel" \
-                "evaluate 32x1048576 reward_kernel SA2VA_MASK_PIPE=3" "gae 2048x16 gae_"; do
+    for spec in "evaluate 8x262144 reward_kernel" "evaluate 32x1048576 reward_kernel" "gae 2048x16 gae_scan_kernel"; do
       set -- $spec
-      echo "== ncu: $spec" >> "$OUT/rl-ncu.txt"
-      step 40 "$OUT/rl-ncu.txt" env ${4:-SA2VA_NCU_RUN=1} ncu --target-processes all --clock-control none -k "regex:$3" --launch-skip 2 \
+      step 40 "$OUT/rl-ncu.txt" ncu --target-processes all --clock-control none -k "regex:$3" --launch-skip 2 \
         --launch-count 1 --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
         bash .gpu/host.sh java dev.sa2va.bench.RlDeviceTimes /tmp/rl-ncu.jsonl --only "$1" --size "$2"
     done ;;

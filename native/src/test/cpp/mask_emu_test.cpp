@@ -219,30 +219,5 @@ int main(int argc, char** argv) {
     sample_case(BF16, MASK_U8, n, p, 0, rng);
   }
   sa2va::mask_set_waves(0);
-  // the cp.async pipeline of the reward kernel (mask_set_pipeline): every stage count, one and several waves (so
-  // threads with 0, 1 and many full batches), uint8 targets strict and not; the same totals as the CPU
-  for (int stages : {2, 3, 4}) {
-    sa2va::mask_set_pipeline(stages);
-    for (int waves : {0, 3}) {
-      sa2va::mask_set_waves(waves);
-      for (int sms : {1, 2}) {
-        g_sms = sms;
-        for (const auto& sh : shapes) {
-          const int64_t n = sh[0], p = sh[1];
-          const bool all = stages == 3 && sms == 1;  // the other settings: one case per shape in --quick
-          if (quick && ((p > 5000 && !all) || (!all && (waves != 0 || sms != 1)))) continue;
-          scores_case(PRED_LOGITS, BF16, MASK_U8, MASK_NONE, n, p, 1, 0, 0, true, rng);
-          if (quick && !all) continue;
-          scores_case(PRED_LOGITS, BF16, MASK_U8, MASK_NONE, n, p, 1, 0, 0, false, rng);
-          scores_case(PRED_LOGITS, F32, MASK_U8_NONZERO, MASK_NONE, n, p, 1, 0, 0, true, rng);
-          scores_case(PRED_LOGITS, F16, MASK_U8, MASK_NONE, n, p, n % 2 == 0 ? 2 : 1, 0, 0, false, rng);
-          scores_case(PRED_LOGITS, BF16, MASK_U8, MASK_U8, n, p, 1, 0, 0, true, rng);  // a region: not piped
-          sample_case(BF16, MASK_U8, n, p, 0, rng);
-        }
-      }
-    }
-  }
-  sa2va::mask_set_pipeline(-1);
-  sa2va::mask_set_waves(0);
   return report();
 }

@@ -14,7 +14,6 @@
 #pragma once
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
-#include <cuda_pipeline.h>
 #include <atomic>
 #include <climits>
 #include <cstdlib>
@@ -590,91 +589,8 @@ __device__ __forceinline__ int reward_full_batches(const void* prow, const uint8
   return c0;
 }
 
-// Full batches of uint8 targets (no region) through a cp.async pipeline of S stages in shared memory: while the
-// thread computes batch b, batches b+1 .. b+S-1 are on their way. Why: in the register loop above each warp has
-// bytes in flight only between its loads and the math that waits for them, and all warps of an SM start in step,
-// so DRAM sees bursts; on the H200 that loop read 32x1M bf16 logits + u8 targets at 2.67 TB/s (ncu: DRAM 57%, SM
-// 52%). Here every warp keeps S-1 batches in flight all the time, without registers (cp.async copies global to
-// shared memory directly).
-// Each thread copies and reads only its own slots ([stage][j][thread], 16/32 B of logits and 8 B of targets per
-// chunk, so a warp's accesses are contiguous): no barrier is needed. A stage is refilled one iteration after its
-// values were consumed by the math (so its shared loads have returned). Same sums in the same order as
-// reward_full_batches (the result does not depend on the loop that took a chunk).
-template <typename PT> constexpr int pipe_stage_bytes() { return batch_of<PT>() * kThreads * (pred_vec_bytes<PT>() + 8); }
-
-template <typename PT, bool SOFT, int S>
-__device__ __forceinline__ int reward_full_batches_pipe(const void* prow, const uint8_t* trow_p, bool strict, float thr,
-                                                        int c0, int chunks, int stride, RewardAcc& r,
-                                                        unsigned char* smem) {
-  constexpr int kBatch = batch_of<PT>();
-  constexpr int PB = pred_vec_bytes<PT>();
-  constexpr int kStage = pipe_stage_bytes<PT>();
-  constexpr int kTargetOff = kBatch * kThreads * PB;
-  const int step = kBatch * stride;
-  const int last = chunks - 1 - (kBatch - 1) * stride - c0;  // batch b is full iff b * step <= last
-  const int nb = last < 0 ? 0 : last / step + 1;
-  const int tid = static_cast<int>(threadIdx.x);
-  const unsigned char* pbase = static_cast<const unsigned char*>(prow);
-  auto issue = [&](int b) {
-    unsigned char* st = smem + (b % S) * kStage;
-#pragma unroll
-    for (int j = 0; j < kBatch; ++j) {
-      const int c = c0 + b * step + j * stride;
-      unsigned char* pd = st + (j * kThreads + tid) * PB;
-#pragma unroll
-      for (int h = 0; h < PB; h += 16) __pipeline_memcpy_async(pd + h, pbase + static_cast<int64_t>(c) * PB + h, 16);
-      __pipeline_memcpy_async(st + kTargetOff + (j * kThreads + tid) * 8, trow_p + static_cast<int64_t>(c) * 8, 8);
-    }
-  };
-#pragma unroll
-  for (int b = 0; b < S - 1; ++b) {
-    if (b < nb) issue(b);
-    __pipeline_commit();  // empty groups too: the wait below counts groups
-  }
-  for (int b = 0; b < nb; ++b) {
-    if (b + S - 1 < nb) issue(b + S - 1);  // the stage of batch b - 1, consumed in the previous iteration
-    __pipeline_commit();
-    __pipeline_wait_prior(S - 1);  // batch b has landed
-    const unsigned char* st = smem + (b % S) * kStage;
-    RawPred<PT> raw[kBatch];
-    uint2 traw[kBatch];
-#pragma unroll
-    for (int j = 0; j < kBatch; ++j) {
-      raw[j] = *reinterpret_cast<const RawPred<PT>*>(st + (j * kThreads + tid) * PB);
-      traw[j] = *reinterpret_cast<const uint2*>(st + kTargetOff + (j * kThreads + tid) * 8);
-    }
-    const uint32_t y = u8_batch_bits(traw, strict, r.c[4]);
-    uint32_t h = 0;
-    bool nan = false;
-#pragma unroll
-    for (int j = 0; j < kBatch; ++j) {
-      float v[8];
-      decode(raw[j], v);
-      float sp = 0.0f, spy = 0.0f, any;
-      h |= logit_sums<SOFT>(v, thr, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
-      nan |= any != any;
-      if constexpr (SOFT) {
-        r.f[0] += spy;
-        r.f[1] += sp;
-      }
-    }
-    r.c[0] += __popc(h & y);
-    r.c[1] += __popc(h & ~y);
-    r.c[2] += __popc(~h & y);
-    r.c[3] += 8 * kBatch;
-    if (nan) r.c[5] += reload_nan_count<PT, kBatch>(prow, c0 + b * step, stride, chunks);
-  }
-  return c0 + nb * step;
-}
-
-// PIPE: 0, the register loop; S >= 2, full batches of uint8 targets through reward_full_batches_pipe with S stages
-// of dynamic shared memory (mask_set_pipeline). Resident blocks: 4 (64 registers), or as many as the stages fit in
-// the SM's 227 KB, which frees registers when that is fewer.
-template <typename PT, int PIPE> constexpr int reward_min_blocks() {
-  return PIPE == 0 ? 4 : (227 * 1024 / (PIPE * pipe_stage_bytes<PT>() + 1024) < 4 ? 227 * 1024 / (PIPE * pipe_stage_bytes<PT>() + 1024) : 4);
-}
-template <typename PT, bool SOFT, int PIPE>
-__global__ void __launch_bounds__(kThreads, (reward_min_blocks<PT, PIPE>())) reward_kernel(const Args a) {
+template <typename PT, bool SOFT>
+__global__ void __launch_bounds__(kThreads, 4) reward_kernel(const Args a) {
   const int bps = static_cast<int>(a.bps);
   const int n = static_cast<int>(blockIdx.x) / bps;
   const int part = static_cast<int>(blockIdx.x) - n * bps;
@@ -690,19 +606,8 @@ __global__ void __launch_bounds__(kThreads, (reward_min_blocks<PT, PIPE>())) rew
   int c0 = part * kThreads + static_cast<int>(threadIdx.x);
   // the common targets without a region: full batches in a loop of their own, the rest below
   if (has_t && !has_r) {
-    if (a.target_kind == MASK_PACKED) {
-      c0 = reward_full_batches<PT, SOFT, true>(prow, trow_p, false, a.threshold, c0, chunks, stride, r);
-    } else if constexpr (PIPE >= 2) {
-#ifdef SA2VA_CUDA_EMULATION
-      __shared__ __align__(16) unsigned char pipe_smem[PIPE * pipe_stage_bytes<PT>()];
-#else
-      extern __shared__ __align__(16) unsigned char pipe_smem[];
-#endif
-      c0 = reward_full_batches_pipe<PT, SOFT, PIPE>(prow, trow_p, a.target_kind == MASK_U8, a.threshold, c0, chunks,
-                                                   stride, r, pipe_smem);
-    } else {
-      c0 = reward_full_batches<PT, SOFT, false>(prow, trow_p, a.target_kind == MASK_U8, a.threshold, c0, chunks, stride, r);
-    }
+    if (a.target_kind == MASK_PACKED) c0 = reward_full_batches<PT, SOFT, true>(prow, trow_p, false, a.threshold, c0, chunks, stride, r);
+    else c0 = reward_full_batches<PT, SOFT, false>(prow, trow_p, a.target_kind == MASK_U8, a.threshold, c0, chunks, stride, r);
   }
   for (; c0 < chunks; c0 += kBatch * stride) {
     RawPred<PT> raw[kBatch];
@@ -772,17 +677,12 @@ __global__ void __launch_bounds__(kThreads, (reward_min_blocks<PT, PIPE>())) rew
 inline bool aligned_to(const void* p, uintptr_t k) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % k == 0; }
 inline bool is_u8_kind(int kind) { return kind == MASK_U8 || kind == MASK_U8_NONZERO; }
 
-// Resident blocks per SM of one kernel instantiation with `smem` bytes of dynamic shared memory (asked once; an
-// instantiation always launches with the same smem). Kernels with dynamic shared memory are first allowed it: the
-// default limit is 48 KB minus the static shared memory (see lora.cu's allow_smem for the launch that failed).
+// Resident blocks per SM of one kernel instantiation (asked once).
 template <auto KERNEL>
-int resident_blocks(size_t smem = 0) {
-  static int cached = [smem] {
+int resident_blocks() {
+  static int cached = [] {
     int b = 0;
-#ifndef SA2VA_CUDA_EMULATION
-    if (smem > 0) SA2VA_CUDA_CHECK(cudaFuncSetAttribute(KERNEL, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-#endif
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, KERNEL, kThreads, smem) != cudaSuccess) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, KERNEL, kThreads, 0) != cudaSuccess) {
       cudaGetLastError();
       b = 0;
     }
@@ -806,20 +706,6 @@ inline int pass_waves() {
   return w;
 }
 
-// Stages of the reward kernel's cp.async pipeline (mask_set_pipeline; SA2VA_MASK_PIPE: 0 = the register loop, 2..4
-// stages; default 0 until measured).
-inline std::atomic<int> g_pipe{-1};
-inline int pass_pipe() {
-  int s = g_pipe.load();
-  if (s < 0) {
-    const char* env = std::getenv("SA2VA_MASK_PIPE");
-    s = env ? std::atoi(env) : 0;
-    s = s >= 2 && s <= 4 ? s : 0;
-    g_pipe.store(s);
-  }
-  return s;
-}
-
 // Blocks per sample: at most `pass_waves()` full waves of resident blocks in all (rounded down: a last wave of a
 // few blocks would add the time of a whole wave), at least one, and no block without a chunk.
 inline int64_t blocks_per_sample(int64_t n, int64_t chunks, int64_t resident_total) {
@@ -831,8 +717,8 @@ inline int64_t blocks_per_sample(int64_t n, int64_t chunks, int64_t resident_tot
 // One launch of a pass kernel: N x bps blocks (one wave by default), and the stream workspace when a sample has
 // several.
 template <auto KERNEL>
-void launch_kernel(Args a, cudaStream_t stream, size_t smem = 0) {
-  const int64_t target_blocks = static_cast<int64_t>(device_sm_count()) * resident_blocks<KERNEL>(smem) * pass_waves();
+void launch_kernel(Args a, cudaStream_t stream) {
+  const int64_t target_blocks = static_cast<int64_t>(device_sm_count()) * resident_blocks<KERNEL>() * pass_waves();
   const int64_t bps = blocks_per_sample(a.n, a.pitch, target_blocks);
   a.bps = bps;
   SA2VA_CHECK_ARG(a.n * bps <= INT_MAX, "mask pass: too many samples for one launch (", a.n, ")");
@@ -842,11 +728,7 @@ void launch_kernel(Args a, cudaStream_t stream, size_t smem = 0) {
     a.counters = ws.counters;
     a.partials = static_cast<double*>(ws.scratch);
   }
-#ifdef SA2VA_CUDA_EMULATION
-  SA2VA_LAUNCH(static_cast<unsigned>(a.n * bps), kThreads, stream, KERNEL)(a);  // static shared memory there
-#else
-  KERNEL<<<static_cast<unsigned>(a.n * bps), kThreads, smem, stream>>>(a);
-#endif
+  SA2VA_LAUNCH(static_cast<unsigned>(a.n * bps), kThreads, stream, KERNEL)(a);
   SA2VA_CUDA_CHECK_LAUNCH("mask_pass_kernel");
 }
 
@@ -858,20 +740,8 @@ void launch_vec(const Args& a, bool vec, bool soft, cudaStream_t stream) {
     launch_kernel<mask_pass_kernel<MODE, PT, false>>(a, stream);
   } else if constexpr (kFloatStats) {
     if (a.pred_kind == PRED_LOGITS && !a.want_bce) {
-      // the pipeline serves uint8 targets without a region only (the kernel's other loops ignore its stages)
-      const int pipe = is_u8_kind(a.target_kind) && a.roi_kind == MASK_NONE ? pass_pipe() : 0;
-      const size_t st = pipe_stage_bytes<PT>();
-      switch (pipe * 2 + (soft ? 1 : 0)) {
-        case 4: launch_kernel<reward_kernel<PT, false, 2>>(a, stream, 2 * st); break;
-        case 5: launch_kernel<reward_kernel<PT, true, 2>>(a, stream, 2 * st); break;
-        case 6: launch_kernel<reward_kernel<PT, false, 3>>(a, stream, 3 * st); break;
-        case 7: launch_kernel<reward_kernel<PT, true, 3>>(a, stream, 3 * st); break;
-        case 8: launch_kernel<reward_kernel<PT, false, 4>>(a, stream, 4 * st); break;
-        case 9: launch_kernel<reward_kernel<PT, true, 4>>(a, stream, 4 * st); break;
-        default:
-          if (soft) launch_kernel<reward_kernel<PT, true, 0>>(a, stream);
-          else launch_kernel<reward_kernel<PT, false, 0>>(a, stream);
-      }
+      if (soft) launch_kernel<reward_kernel<PT, true>>(a, stream);
+      else launch_kernel<reward_kernel<PT, false>>(a, stream);
     } else {
       launch_kernel<mask_pass_kernel<MODE, PT, true>>(a, stream);
     }

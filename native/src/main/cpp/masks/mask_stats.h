@@ -48,11 +48,6 @@ void mask_stats_cuda(const void* logits, int dtype, const uint8_t* targets, int6
 // the order in which the soft sums' partials add up.
 void mask_set_waves(int waves);
 
-// Stages of the cp.async pipeline of the reward kernel's main loop (uint8 targets without a region): 2..4, or 0 for
-// the register loop; anything else back to the default (SA2VA_MASK_PIPE, else 0). For A/B measurements; results
-// are the same at every setting for a given number of blocks.
-void mask_set_pipeline(int stages);
-
 // The general pass (see above). spec: SPEC_LEN floats (mask_pass.h), or null for all zeros.
 void mask_scores_cpu(const void* pred, int pred_dtype, int pred_kind, const void* target, int target_kind,
                      const void* roi, int roi_kind, int64_t n, int64_t p, int64_t group, float threshold,

@@ -32,8 +32,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * and shape, e.g. under ncu.
  * One JSON object per line: {"op", "shape", "form", "device_us", "host_us", "bytes"}; a table on stdout. Op
  * {@code evaluate/waves=W}: the reward kernel launched with W waves of blocks instead of one (MaskStatsKernels
- * .mask_set_waves), an A/B on the same card; {@code evaluate/pipe=S}: its main loop through a cp.async pipeline of S
- * stages (MaskStatsKernels.mask_set_pipeline).
+ * .mask_set_waves), an A/B on the same card.
  */
 public final class RlDeviceTimes {
     static final int REPS = 20, REPEATS = 5;
@@ -120,21 +119,6 @@ public final class RlDeviceTimes {
                                     () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev), bytes);
                         } finally {
                             MaskStatsKernels.mask_set_waves(0);
-                        }
-                    }
-                    // ... and the main loop's cp.async pipeline of 2-4 stages (uint8 targets only), alone and with
-                    // 4 waves
-                    if (!bits) {
-                        for (int[] pw : new int[][] {{2, 0}, {3, 0}, {4, 0}, {3, 4}}) {
-                            MaskStatsKernels.mask_set_pipeline(pw[0]);
-                            MaskStatsKernels.mask_set_waves(pw[1]);
-                            try {
-                                emit("evaluate/pipe=" + pw[0] + (pw[1] > 0 ? ",waves=" + pw[1] : ""), size, form,
-                                        () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev), bytes);
-                            } finally {
-                                MaskStatsKernels.mask_set_pipeline(-1);
-                                MaskStatsKernels.mask_set_waves(0);
-                            }
                         }
                     }
                     MaskPolicy.Sample so = MaskPolicy.sample(logits, 1.0, 1, 0, true, t, MaskMetrics.Spec.DEFAULT);

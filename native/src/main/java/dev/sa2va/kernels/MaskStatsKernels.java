@@ -34,13 +34,6 @@ public class MaskStatsKernels {
      */
     public static native void mask_set_waves(int waves);
 
-    /**
-     * Stages of the cp.async pipeline of the reward kernel's main loop (uint8 targets without a region), for A/B
-     * measurements (mask_stats.h): 2..4, 0 for the register loop, anything else back to the default
-     * (SA2VA_MASK_PIPE, else 0).
-     */
-    public static native void mask_set_pipeline(int stages);
-
     public static native void mask_scores_cpu(@Const Pointer pred, int predDtype, int predKind, @Const Pointer target,
                                               int targetKind, @Const Pointer roi, int roiKind, @Cast("int64_t") long n,
                                               @Cast("int64_t") long p, @Cast("int64_t") long group, float threshold,

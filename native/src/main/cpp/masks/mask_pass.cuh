@@ -691,19 +691,28 @@ int resident_blocks() {
   return cached;
 }
 
-// Full waves of resident blocks per launch (mask_set_waves; SA2VA_MASK_WAVES, 1..16; default 1). For A/B
-// measurements of the tail: on the H200 the reward kernel's SMs were active only 77% of its elapsed cycles with
-// one wave; with several, the block scheduler hands the blocks that remain to the SMs that finish first.
-inline std::atomic<int> g_waves{0};
-inline int pass_waves() {
+// Full waves of resident blocks per launch (mask_set_waves; SA2VA_MASK_WAVES, 1..16). Unset, the reward kernel
+// takes 2 waves for large inputs (at least 16 chunks per thread with one wave) and the other kernels 1. Why: with one
+// wave the reward kernel's SMs were active only 75-77% of its elapsed cycles on the H200 (blocks finish unevenly);
+// with two the block scheduler hands the second half to the SMs that finish first. Measured on the H200
+// (RlDeviceTimes, 2026-12-03): 32x1M bf16 + u8 37.61 -> 36.17 us, bit-packed targets 36.01 -> 34.02 us; but small
+// inputs got slower (16x262144: 10.14 -> 13.93 us, one batch per thread: a second wave only adds block start-ups and
+// partials), and 4 or 8 waves were slower everywhere.
+inline std::atomic<int> g_waves{0};  // 0: not read yet, -1: unset (automatic), 1..16: fixed
+inline int pass_waves_setting() {
   int w = g_waves.load();
-  if (w <= 0) {
+  if (w == 0) {
     const char* env = std::getenv("SA2VA_MASK_WAVES");
-    w = env ? std::atoi(env) : 1;
-    w = w >= 1 && w <= 16 ? w : 1;
+    w = env ? std::atoi(env) : -1;
+    w = w >= 1 && w <= 16 ? w : -1;
     g_waves.store(w);
   }
   return w;
+}
+inline int pass_waves(bool reward, int64_t total_chunks, int64_t one_wave_blocks) {
+  const int w = pass_waves_setting();
+  if (w > 0) return w;
+  return reward && total_chunks >= one_wave_blocks * kThreads * 16 ? 2 : 1;
 }
 
 // Blocks per sample: at most `pass_waves()` full waves of resident blocks in all (rounded down: a last wave of a
@@ -716,9 +725,11 @@ inline int64_t blocks_per_sample(int64_t n, int64_t chunks, int64_t resident_tot
 
 // One launch of a pass kernel: N x bps blocks (one wave by default), and the stream workspace when a sample has
 // several.
+// reward: the reward kernel (automatic waves, see pass_waves).
 template <auto KERNEL>
-void launch_kernel(Args a, cudaStream_t stream) {
-  const int64_t target_blocks = static_cast<int64_t>(device_sm_count()) * resident_blocks<KERNEL>() * pass_waves();
+void launch_kernel(Args a, cudaStream_t stream, bool reward = false) {
+  const int64_t one_wave = static_cast<int64_t>(device_sm_count()) * resident_blocks<KERNEL>();
+  const int64_t target_blocks = one_wave * pass_waves(reward, a.n * a.pitch, one_wave);
   const int64_t bps = blocks_per_sample(a.n, a.pitch, target_blocks);
   a.bps = bps;
   SA2VA_CHECK_ARG(a.n * bps <= INT_MAX, "mask pass: too many samples for one launch (", a.n, ")");
@@ -740,8 +751,8 @@ void launch_vec(const Args& a, bool vec, bool soft, cudaStream_t stream) {
     launch_kernel<mask_pass_kernel<MODE, PT, false>>(a, stream);
   } else if constexpr (kFloatStats) {
     if (a.pred_kind == PRED_LOGITS && !a.want_bce) {
-      if (soft) launch_kernel<reward_kernel<PT, true>>(a, stream);
-      else launch_kernel<reward_kernel<PT, false>>(a, stream);
+      if (soft) launch_kernel<reward_kernel<PT, true>>(a, stream, true);
+      else launch_kernel<reward_kernel<PT, false>>(a, stream, true);
     } else {
       launch_kernel<mask_pass_kernel<MODE, PT, true>>(a, stream);
     }

@@ -30,7 +30,8 @@ public class MaskStatsKernels {
 
     /**
      * Full waves of resident blocks the CUDA mask-pass kernels launch, for A/B measurements (mask_stats.h): 1..16,
-     * anything else back to the default (SA2VA_MASK_WAVES or 1).
+     * anything else back to the default (SA2VA_MASK_WAVES, else automatic: 2 for the reward kernel on large inputs, 1
+     * otherwise).
      */
     public static native void mask_set_waves(int waves);
 

@@ -26,6 +26,13 @@
 #include "../common/last_block.cuh"
 #include "../common/workspace.h"
 
+// Dynamic shared memory; the CPU emulation (native/src/test/cpp/cuda_emu) hands out a buffer per block instead.
+#ifdef SA2VA_CUDA_EMULATION
+#define GAE_DYN_SMEM(T, name) T* name = ::emu::dyn_smem<T>()
+#else
+#define GAE_DYN_SMEM(T, name) extern __shared__ T name[]
+#endif
+
 namespace sa2va {
 namespace {
 
@@ -60,7 +67,7 @@ __device__ __forceinline__ float next_value(const GaeArgs& a, int64_t s, int64_t
 }
 
 __global__ void __launch_bounds__(512) gae_kernel(const GaeArgs a) {
-  extern __shared__ float smem[];  // [2][K][E]
+  GAE_DYN_SMEM(float, smem);  // [2][K][E]
   const int E = blockDim.x, K = blockDim.y, x = threadIdx.x, k = threadIdx.y;
   const int64_t j = static_cast<int64_t>(blockIdx.x) * E + x;
   const bool active = j < a.n;
@@ -149,7 +156,7 @@ constexpr int scan_max_threads(int lc) { return lc >= 16 ? 512 : 1024; }  // 16 
 
 template <int LC>
 __global__ void __launch_bounds__(scan_max_threads(LC)) gae_scan_kernel(const GaeArgs a) {
-  extern __shared__ float2 sm2[];  // [2][K][E]
+  GAE_DYN_SMEM(float2, sm2);  // [2][K][E]
   const int E = blockDim.x, K = blockDim.y, x = threadIdx.x, k = threadIdx.y;
   const int64_t j = static_cast<int64_t>(blockIdx.x) * E + x;
   const bool active = j < a.n;
@@ -343,12 +350,17 @@ void launch_gae(void (*kernel)(GaeArgs), GaeArgs a, int64_t blocks, dim3 block, 
     a.partials = static_cast<double*>(ws.scratch);
   }
   const dim3 grid(static_cast<unsigned>(blocks));
+#ifdef SA2VA_CUDA_EMULATION
+  (void)stream;
+  ::emu::launch(grid, block, kernel, smem, cooperative)(a);
+#else
   if (cooperative) {
     void* args[] = {&a};
     SA2VA_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kernel), grid, block, args, smem, stream));
   } else {
     kernel<<<grid, block, smem, stream>>>(a);
   }
+#endif
   SA2VA_CUDA_CHECK_LAUNCH(name);
 }
 
@@ -403,7 +415,7 @@ void gae_cuda(const float* rewards, const float* values, const void* terminated,
   if (norm_stats) {
     const int64_t m = t * n;
     const int64_t nb = std::min<int64_t>((m + 255) / 256, static_cast<int64_t>(device_sm_count()) * 8);
-    normalize_kernel<<<static_cast<unsigned>(nb), 256, 0, stream>>>(adv, m, norm_stats, eps);
+    SA2VA_LAUNCH(static_cast<unsigned>(nb), 256, stream, normalize_kernel)(adv, m, norm_stats, eps);
     SA2VA_CUDA_CHECK_LAUNCH("gae normalize_kernel");
   }
 }

@@ -1,10 +1,10 @@
 // Runs the CUDA GAE kernels (native/src/main/cpp/rl/gae.cu, compiled for the CPU emulation in cuda_emu/) against
 // the C++ CPU implementation (gae_cpu.cpp) on random rollouts: every schedule (auto, per environment, two-sweep
-// chunked, register scan), with and without the fused normalisation (a cooperative launch with a grid
+// chunked, register scan, warp scan), with and without the fused normalisation (a cooperative launch with a grid
 // barrier for the scans, or the two-launch fallback when the grid would not be resident), uint8 and float flags,
 // terminations, truncations whose other trunc_values entries are NaN (they must not leak), bootstrap values or
 // none, returns or none, and shapes at the edges of the schedules: T = 1, N = 1, T not a power of two, every step
-// done, T = 2048 x N = 16, T = 4096 x N = 3. Several SM counts change the
+// done, T = 2048 x N = 16 (the shape the warp scan is for), T = 4096 x N = 3. Several SM counts change the
 // schedule's choices (blocks per environment group, the resident-grid check of the normalisation).
 // Built and run by run-emu-tests.sh with AddressSanitizer: any read past a [T, N] buffer aborts.
 #include <algorithm>
@@ -23,7 +23,7 @@ using namespace emu_check;
 
 namespace {
 
-constexpr int kSchedules = 4;  // algo 0 (auto) to 3 (register scan)
+constexpr int kSchedules = 5;  // algo 0 (auto) to 4 (warp scan)
 
 struct Case {
   int64_t t, n;
@@ -134,7 +134,9 @@ void run_case(const Case& c, std::mt19937& rng, const std::vector<int>& sm_count
   for (int sms : sm_counts) {
     g_sms = sms;
     for (int algo = 0; algo < kSchedules; ++algo) {
-      if (quick && algo == 1 && c.t * c.n > 4096) continue;  // per environment: the slowest emulation, no scan
+      // quick: past 4096 elements, not per environment (the slowest emulation, no scan) nor auto (one of the
+      // others: main checks which)
+      if (quick && (algo == 1 || algo == 0) && c.t * c.n > 4096) continue;
       const std::string what = name_of(c, algo, sms);
       Out got;
       try {
@@ -173,7 +175,7 @@ int main(int argc, char** argv) {
       {300, 7, G, L, 0.02, 0.05, false, true, true, false},   // truncations with bootstrap values
       {300, 7, 1.0f, 1.0f, 0.0, -1, true, true, false, false},  // no decay: the longest chains
       {513, 9, 0.0f, 0.0f, 0.1, 0.1, false, false, true, false},
-      {2048, 16, G, L, 0.01, -1, false, true, true, false},   // SB3's default shape
+      {2048, 16, G, L, 0.01, -1, false, true, true, false},   // SB3's default shape (the warp scan's target)
       {2048, 16, G, L, 0.01, 0.01, true, true, true, true},
       {4096, 3, G, L, 0.005, 0.005, false, true, true, false},
       {4096, 3, G, L, 0.0, -1, false, false, false, true},
@@ -181,9 +183,18 @@ int main(int argc, char** argv) {
   };
   if (!quick) {
     cases.push_back({1000, 33, G, L, 0.01, 0.01, true, true, true, true});
-    cases.push_back({8193, 2, G, L, 0.001, -1, false, true, true, true});
+    cases.push_back({8193, 2, G, L, 0.001, -1, false, true, true, true});  // past the warp scan's longest T
     cases.push_back({777, 1, 1.0f, 1.0f, 0.0, 0.0, false, true, true, true});
   }
+  // Which schedule auto takes (the chunk count tells them apart here): the warp scan for long T and few
+  // environments, the register scan otherwise.
+  g_sms = 132;
+  const int warp_2048 = gae_cuda_chunks(2048, 16, 4);
+  ++checks;
+  if (warp_2048 != 32 * 16 || gae_cuda_chunks(2048, 16, 0) != warp_2048 || gae_cuda_chunks(2048, 16, 3) != 256 ||
+      gae_cuda_chunks(4096, 3, 0) != 32 * 16 || gae_cuda_chunks(128, 8, 0) != gae_cuda_chunks(128, 8, 3) ||
+      gae_cuda_chunks(2048, 64, 0) != gae_cuda_chunks(2048, 64, 3) || gae_cuda_chunks(8193, 2, 4) != gae_cuda_chunks(8193, 2, 3))
+    fail("auto schedule: warp scan for 2048x16 and 4096x3 (512 lanes), register scan for 128x8, 2048x64 and T > 8192");
   const std::vector<int> sms = quick ? std::vector<int>{132} : std::vector<int>{132, 4, 1};
   for (const Case& c : cases) run_case(c, rng, sms, quick);
   if (quick) {

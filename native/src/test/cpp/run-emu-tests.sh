@@ -28,3 +28,12 @@ if [ ! -x "$MBIN" ] || [ -n "$newest" ]; then
     "$HERE/mask_emu_test.cpp" -o "$MBIN"
 fi
 SA2VA_NUM_THREADS=${SA2VA_NUM_THREADS:-2} ASAN_OPTIONS=detect_leaks=0 "$MBIN" "$@"
+
+# GAE (rl/gae.cu: every schedule, the cooperative normalisation) against rl/gae_cpu.cpp.
+GBIN="$OUT/gae_emu_test"
+newest=$(find "$SRC/rl" "$SRC/common" "$HERE" -type f -newer "$GBIN" 2>/dev/null | head -1 || true)
+if [ ! -x "$GBIN" ] || [ -n "$newest" ]; then
+  "$CXX" "${FLAGS[@]}" -x c++ "$SRC/rl/gae.cu" "$SRC/common/workspace.cu" -x none "$SRC/rl/gae_cpu.cpp" \
+    "$SRC/common/runtime.cpp" "$HERE/gae_emu_test.cpp" -o "$GBIN"
+fi
+SA2VA_NUM_THREADS=${SA2VA_NUM_THREADS:-2} ASAN_OPTIONS=detect_leaks=0 "$GBIN" "$@"

@@ -1,6 +1,7 @@
 // CUDA implementation of GAE (see gae.h for the recurrence and the schedules).
 //
 // Register scan (gae_scan_kernel, the default up to 8M elements): see the comment at the kernel.
+// Warp scan (gae_warp_kernel, the default for T >= 1024 and N <= 16): see the comment at the kernel.
 //
 // Older schedules (gae_kernel), for larger rollouts and tests: block = E environments (threadIdx.x, consecutive
 // envs: coalesced loads of a time-major row) x K chunks of time (threadIdx.y), about 256 threads. Chunk k covers
@@ -25,6 +26,13 @@
 #include "../common/cuda_check.cuh"
 #include "../common/last_block.cuh"
 #include "../common/workspace.h"
+
+// Dynamic shared memory; the CPU emulation (native/src/test/cpp/cuda_emu) hands out a buffer per block instead.
+#ifdef SA2VA_CUDA_EMULATION
+#define GAE_DYN_SMEM(T, name) T* name = ::emu::dyn_smem<T>()
+#else
+#define GAE_DYN_SMEM(T, name) extern __shared__ T name[]
+#endif
 
 namespace sa2va {
 namespace {
@@ -60,7 +68,7 @@ __device__ __forceinline__ float next_value(const GaeArgs& a, int64_t s, int64_t
 }
 
 __global__ void __launch_bounds__(512) gae_kernel(const GaeArgs a) {
-  extern __shared__ float smem[];  // [2][K][E]
+  GAE_DYN_SMEM(float, smem);  // [2][K][E]
   const int E = blockDim.x, K = blockDim.y, x = threadIdx.x, k = threadIdx.y;
   const int64_t j = static_cast<int64_t>(blockIdx.x) * E + x;
   const bool active = j < a.n;
@@ -137,6 +145,32 @@ __global__ void __launch_bounds__(512) gae_kernel(const GaeArgs a) {
   }
 }
 
+// Normalisation of the one-launch scans (cooperative launch): the block's sums of A and A^2 meet the other
+// blocks' at a grid barrier, the last block writes {mean, std}; every thread gets {mean, 1 / (std + eps)}, the
+// same float operations as normalize_kernel. Every thread of every block must call it.
+__device__ __forceinline__ float2 grid_norm_stats(const GaeArgs& a, double s1, double s2) {
+  DSums<2> acc = block_sum_any<2>(DSums<2>{{s1, s2}});
+  const int tid = block_tid();
+  if (tid == 0) {
+    a.partials[2 * blockIdx.x] = acc.v[0];
+    a.partials[2 * blockIdx.x + 1] = acc.v[1];
+  }
+  if (grid_arrive(a.counter, a.counter + 1, a.counter + 2, gridDim.x)) {
+    const DSums<2> tot = sum_partials<2>(a.partials, gridDim.x);
+    if (tid == 0) {
+      const double cnt = static_cast<double>(a.t) * static_cast<double>(a.n);
+      const double mean = tot.v[0] / cnt;
+      double var = (tot.v[1] - cnt * mean * mean) / (cnt - 1.0);
+      var = var > 0.0 ? var : 0.0;
+      a.norm_stats[0] = static_cast<float>(mean);
+      a.norm_stats[1] = static_cast<float>(sqrt(var));
+      grid_release(a.counter, a.counter + 1, gridDim.x);
+    }
+    __syncthreads();
+  }
+  return make_float2(__ldcg(a.norm_stats), 1.0f / (__ldcg(a.norm_stats + 1) + a.eps));
+}
+
 // ---- register scan (all shapes with T <= 16 * 256) ----------------------------------------------------------
 // Block = E environments (x) x K chunks of LC steps (y). Each thread loads its whole chunk at once (every load
 // issued before the dependent chain), turns it into (delta_t, c_t) pairs kept in registers, composes them into
@@ -149,7 +183,7 @@ constexpr int scan_max_threads(int lc) { return lc >= 16 ? 512 : 1024; }  // 16 
 
 template <int LC>
 __global__ void __launch_bounds__(scan_max_threads(LC)) gae_scan_kernel(const GaeArgs a) {
-  extern __shared__ float2 sm2[];  // [2][K][E]
+  GAE_DYN_SMEM(float2, sm2);  // [2][K][E]
   const int E = blockDim.x, K = blockDim.y, x = threadIdx.x, k = threadIdx.y;
   const int64_t j = static_cast<int64_t>(blockIdx.x) * E + x;
   const bool active = j < a.n;
@@ -228,31 +262,188 @@ __global__ void __launch_bounds__(scan_max_threads(LC)) gae_scan_kernel(const Ga
     }
   }
   if (!a.normalize) return;
-  DSums<2> acc = block_sum_any<2>(DSums<2>{{s1, s2}});
-  const int tid = block_tid();
-  if (tid == 0) {
-    a.partials[2 * blockIdx.x] = acc.v[0];
-    a.partials[2 * blockIdx.x + 1] = acc.v[1];
-  }
-  if (grid_arrive(a.counter, a.counter + 1, a.counter + 2, gridDim.x)) {
-    const DSums<2> tot = sum_partials<2>(a.partials, gridDim.x);
-    if (tid == 0) {
-      const double cnt = static_cast<double>(a.t) * static_cast<double>(a.n);
-      const double mean = tot.v[0] / cnt;
-      double var = (tot.v[1] - cnt * mean * mean) / (cnt - 1.0);
-      var = var > 0.0 ? var : 0.0;
-      a.norm_stats[0] = static_cast<float>(mean);
-      a.norm_stats[1] = static_cast<float>(sqrt(var));
-      grid_release(a.counter, a.counter + 1, gridDim.x);
-    }
-    __syncthreads();
-  }
-  // Same float operations as normalize_kernel.
-  const float mean = __ldcg(a.norm_stats), inv = 1.0f / (__ldcg(a.norm_stats + 1) + a.eps);
+  const float2 mi = grid_norm_stats(a, s1, s2);
+  const float mean = mi.x, inv = mi.y;
 #pragma unroll
   for (int s = 0; s < LC; ++s) {
     const int64_t t = t0 + s;
     if (active && t < a.t) a.adv[t * a.n + j] = (dl[s] - mean) * inv;
+  }
+}
+
+// ---- warp scan (long T, few environments) --------------------------------------------------------------------
+// Block = one environment, W warps; warp w covers the steps [w S, (w + 1) S), S = 32 LC, as LC strips of 32
+// consecutive steps: lane l holds step t = w S + 32 s + l of strip s. Why not chunks per thread as above: with
+// N <= 16 a time row is at most 64 bytes, so a warp load of one step per lane on consecutive steps touches 16
+// lines (4 for uint8 flags), one on steps LC apart 32; and the register scan at small N is bound by those
+// load/store instructions (wavefronts per SM), not by bandwidth. Its log2 K block barriers go too:
+//   1. every lane turns its LC steps into maps f_t(A) = delta_t + c_t A; V[t+1] comes from the next lane
+//      (for lane 31, lane 0 of the next strip): one shuffle, no second load;
+//   2. per strip, an inclusive suffix scan over the lanes by shuffles (5 steps, the LC strips interleaved):
+//      lane l gets F_{s,l} = f_t o f_{t+1} o ... o f_{last of the strip}, (C, D) o (C', D') = (C C', D + C D');
+//      lane 0's is the strip's map G_s, broadcast to the warp; the warp's map is G_0 o G_1 o ... o G_{LC-1};
+//   3. one exchange of the W warp maps in shared memory (one barrier): each warp composes the maps of the warps
+//      after it (the same suffix scan over lanes, lane l holding warp l's map), whose D is the A after its
+//      segment (A_T = 0);
+//   4. walking the strips back from that A: A_t = F_{s,l}(A_in), then A_in = G_s(A_in) for strip s - 1.
+// Every input is read once and the outputs are written from registers; normalisation as in gae_scan_kernel.
+struct Aff {
+  float c, d;  // A -> d + c A
+};
+
+// a o b: b's steps come after a's
+__device__ __forceinline__ Aff compose(Aff a, Aff b) { return Aff{a.c * b.c, a.d + a.c * b.d}; }
+
+// The maps (or values) of all LC strips of a lane, moved by one call of the shuffles below.
+template <int N>
+struct Affs {
+  Aff v[N];
+};
+template <int N>
+struct Floats {
+  float v[N];
+};
+
+// From lane src (shfl), or from lane + off (shfl_down; own values past lane 31), for all strips at once.
+// The emulation moves the whole struct in one exchange (each emulated shuffle switches fibers).
+#ifdef SA2VA_CUDA_EMULATION
+template <typename T>
+T shfl(const T& x, int src) {
+  T r;
+  ::emu::shuffle_bytes(&x, &r, sizeof(T), src);
+  return r;
+}
+template <typename T>
+T shfl_down(const T& x, int off) {
+  return emu_shfl_down_struct(x, off);
+}
+#else
+template <int N>
+__device__ __forceinline__ Floats<N> shfl(const Floats<N>& x, int src) {
+  Floats<N> r;
+#pragma unroll
+  for (int s = 0; s < N; ++s) r.v[s] = __shfl_sync(0xffffffffu, x.v[s], src);
+  return r;
+}
+template <int N>
+__device__ __forceinline__ Affs<N> shfl(const Affs<N>& x, int src) {
+  Affs<N> r;
+#pragma unroll
+  for (int s = 0; s < N; ++s) {
+    r.v[s].c = __shfl_sync(0xffffffffu, x.v[s].c, src);
+    r.v[s].d = __shfl_sync(0xffffffffu, x.v[s].d, src);
+  }
+  return r;
+}
+template <int N>
+__device__ __forceinline__ Affs<N> shfl_down(const Affs<N>& x, int off) {
+  Affs<N> r;
+#pragma unroll
+  for (int s = 0; s < N; ++s) {
+    r.v[s].c = __shfl_down_sync(0xffffffffu, x.v[s].c, off);
+    r.v[s].d = __shfl_down_sync(0xffffffffu, x.v[s].d, off);
+  }
+  return r;
+}
+#endif
+
+// Inclusive suffix scan over the lanes (Hillis-Steele, 5 shuffle steps), of N independent sequences at once:
+// lane l gets x_l o x_{l+1} o ... o x_31.
+template <int N>
+__device__ __forceinline__ void warp_suffix_scan(Affs<N>& x, int lane) {
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    const Affs<N> o = shfl_down(x, off);
+    if (lane + off < 32) {
+#pragma unroll
+      for (int s = 0; s < N; ++s) x.v[s] = compose(x.v[s], o.v[s]);
+    }
+  }
+}
+
+constexpr int kWarpScanMaxWarps = 16;
+
+template <int LC>
+__global__ void __launch_bounds__(32 * kWarpScanMaxWarps, 1) gae_warp_kernel(const GaeArgs a) {
+  __shared__ Aff seg[kWarpScanMaxWarps];
+  const int lane = threadIdx.x, w = threadIdx.y, W = blockDim.y;
+  const int64_t j = blockIdx.x;
+  const int64_t t0 = static_cast<int64_t>(w) * 32 * LC + lane;  // this lane's step of strip 0
+  float vv[LC];
+  Affs<LC> F;  // F.v[s]: this lane's map of strip s
+  {
+    float rr[LC], tv[LC];
+    bool te[LC], tr[LC];
+#pragma unroll
+    for (int s = 0; s < LC; ++s) {
+      const int64_t t = t0 + 32 * s;
+      rr[s] = 0.0f; vv[s] = 0.0f; tv[s] = 0.0f; te[s] = false; tr[s] = false;
+      if (t < a.t) {
+        const int64_t i = t * a.n + j;
+        rr[s] = __ldg(a.r + i);
+        vv[s] = __ldg(a.v + i);
+        te[s] = flag_at(a.term, a.term_dtype, i);
+        if (a.trunc) {
+          tr[s] = flag_at(a.trunc, a.trunc_dtype, i);
+          tv[s] = __ldg(a.tv + i);  // unconditional, used through a select (as in gae_scan_kernel)
+        }
+      }
+    }
+    const int64_t t_after = static_cast<int64_t>(w + 1) * 32 * LC;  // first step of the next warp's segment
+    const float v_after = lane == 0 && t_after < a.t ? __ldg(a.v + t_after * a.n + j) : 0.0f;
+    const float boot = a.boot ? __ldg(a.boot + j) : 0.0f;
+    // V[t+1]: lane l reads lane l + 1's V of the same strip; lane 31 reads lane 0's offer, the V of the next
+    // strip's first step (of the next segment's after the last strip).
+    Floats<LC> offer;
+#pragma unroll
+    for (int s = 0; s < LC; ++s) offer.v[s] = lane == 0 ? (s + 1 < LC ? vv[s + 1] : v_after) : vv[s];
+    const Floats<LC> nv = shfl(offer, (lane + 1) & 31);
+#pragma unroll
+    for (int s = 0; s < LC; ++s) {
+      const int64_t t = t0 + 32 * s;
+      if (t < a.t) {
+        const GaeStep st = gae_step(rr[s], vv[s], t + 1 < a.t ? nv.v[s] : boot, te[s], tr[s], tv[s], a.gamma,
+                                    a.lambda);
+        F.v[s] = Aff{st.c, st.delta};
+      } else {
+        F.v[s] = Aff{1.0f, 0.0f};  // identity: steps past T pass A through
+      }
+    }
+  }
+  warp_suffix_scan(F, lane);
+  const Affs<LC> G = shfl(F, 0);  // the strips' maps
+  if (lane == 0) {
+    Aff m = G.v[LC - 1];
+#pragma unroll
+    for (int s = LC - 2; s >= 0; --s) m = compose(G.v[s], m);
+    seg[w] = m;
+  }
+  __syncthreads();
+  Affs<1> x{{lane > w && lane < W ? seg[lane] : Aff{1.0f, 0.0f}}};
+  warp_suffix_scan(x, lane);
+  float A_in = shfl(x, 0).v[0].d;  // the A after this warp's segment
+  double s1 = 0.0, s2 = 0.0;
+#pragma unroll
+  for (int s = LC - 1; s >= 0; --s) {
+    const float A = F.v[s].d + F.v[s].c * A_in;
+    A_in = G.v[s].d + G.v[s].c * A_in;
+    F.v[s].d = A;  // kept for the normalised write
+    const int64_t t = t0 + 32 * s;
+    if (t < a.t) {
+      const int64_t i = t * a.n + j;
+      if (!a.normalize) a.adv[i] = A;
+      if (a.ret) a.ret[i] = A + vv[s];
+      s1 += A;
+      s2 += static_cast<double>(A) * A;
+    }
+  }
+  if (!a.normalize) return;
+  const float2 mi = grid_norm_stats(a, s1, s2);
+  const float mean = mi.x, inv = mi.y;
+#pragma unroll
+  for (int s = 0; s < LC; ++s) {
+    const int64_t t = t0 + 32 * s;
+    if (t < a.t) a.adv[t * a.n + j] = (F.v[s].d - mean) * inv;
   }
 }
 
@@ -315,15 +506,39 @@ bool use_scan(int64_t t, int64_t n, int algo, ScanShape& sh) {
   return pick_scan(t, n, device_sm_count(), sh);
 }
 
-template <int LC>
-int scan_resident(int threads) {
+// Warp scan: LC steps per lane, W warps per environment; false when T is too long for one block.
+struct WarpShape { int lc, w; };
+bool pick_warp(int64_t t, WarpShape& sh) {
+  // The fewest steps per lane that fit: the most warps per SM to hide the loads behind, the shortest chains;
+  // the load instructions per environment are the same for any LC.
+  for (int lc = 4; lc <= 16; lc *= 2) {
+    const int64_t w = (t + 32 * lc - 1) / (32 * lc);
+    if (w <= kWarpScanMaxWarps) {
+      sh = WarpShape{lc, static_cast<int>(w)};
+      return true;
+    }
+  }
+  return false;
+}
+
+// algo 4 forces the warp scan (where T fits); auto takes it for long rollouts of few environments, where a time
+// row is at most 64 bytes (the register scan's loads touch twice the lines, see gae_warp_kernel). On the H200,
+// 2048x16 took 10.25 us with the register scan (16 blocks of 256 threads).
+bool use_warp(int64_t t, int64_t n, int algo, WarpShape& sh) {
+  if (algo != 4 && (algo != 0 || n > 16 || t < 1024)) return false;
+  return pick_warp(t, sh);
+}
+
+// Blocks of `kernel` resident per SM at `threads` threads (a power of two) and `smem` bytes of dynamic shared
+// memory; 0 if the query fails.
+template <void (*KERNEL)(GaeArgs)>
+int resident(int threads, size_t smem) {
   static int cache[11] = {0};  // by log2(threads)
   int lg = 0;
   while ((1 << lg) < threads) ++lg;
   if (cache[lg] == 0) {
     int b = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, gae_scan_kernel<LC>, threads, 2 * sizeof(float2) * threads) !=
-        cudaSuccess) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, KERNEL, threads, smem) != cudaSuccess) {
       cudaGetLastError();
       b = 0;
     }
@@ -343,12 +558,17 @@ void launch_gae(void (*kernel)(GaeArgs), GaeArgs a, int64_t blocks, dim3 block, 
     a.partials = static_cast<double*>(ws.scratch);
   }
   const dim3 grid(static_cast<unsigned>(blocks));
+#ifdef SA2VA_CUDA_EMULATION
+  (void)stream;
+  ::emu::launch(grid, block, kernel, smem, cooperative)(a);
+#else
   if (cooperative) {
     void* args[] = {&a};
     SA2VA_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kernel), grid, block, args, smem, stream));
   } else {
     kernel<<<grid, block, smem, stream>>>(a);
   }
+#endif
   SA2VA_CUDA_CHECK_LAUNCH(name);
 }
 
@@ -357,11 +577,32 @@ template <int LC>
 bool launch_scan(const GaeArgs& a, const ScanShape& sh, cudaStream_t stream) {
   const int threads = sh.e * sh.k;
   const int64_t blocks = (a.n + sh.e - 1) / sh.e;
-  if (a.normalize && blocks > static_cast<int64_t>(device_sm_count()) * scan_resident<LC>(threads)) return false;
+  if (a.normalize &&
+      blocks > static_cast<int64_t>(device_sm_count()) * resident<gae_scan_kernel<LC>>(threads, 2 * sizeof(float2) * threads))
+    return false;
   // normalising: the cooperative grid barrier's three counters (arrivals, release flag, departures)
   launch_gae(gae_scan_kernel<LC>, a, blocks, dim3(sh.e, sh.k), 2 * sizeof(float2) * threads, 3, a.normalize, stream,
              "gae_scan_kernel");
   return true;
+}
+
+// Launches the warp scan; false (nothing launched) when normalising needs more blocks than fit at once.
+template <int LC>
+bool launch_warp(const GaeArgs& a, const WarpShape& sh, cudaStream_t stream) {
+  const int threads = 32 * sh.w;
+  // threads rounded up to a power of two for the query: never more blocks than fit
+  if (a.normalize && a.n > static_cast<int64_t>(device_sm_count()) * resident<gae_warp_kernel<LC>>(next_pow2(threads), 0))
+    return false;
+  launch_gae(gae_warp_kernel<LC>, a, a.n, dim3(32, sh.w), 0, 3, a.normalize, stream, "gae_warp_kernel");
+  return true;
+}
+
+bool try_warp(const GaeArgs& a, const WarpShape& sh, cudaStream_t stream) {
+  switch (sh.lc) {
+    case 4: return launch_warp<4>(a, sh, stream);
+    case 8: return launch_warp<8>(a, sh, stream);
+    default: return launch_warp<16>(a, sh, stream);
+  }
 }
 
 bool try_scan(const GaeArgs& a, const ScanShape& sh, cudaStream_t stream) {
@@ -375,6 +616,9 @@ bool try_scan(const GaeArgs& a, const ScanShape& sh, cudaStream_t stream) {
 }  // namespace
 
 int gae_cuda_chunks(int64_t t, int64_t n, int algo) {
+  WarpShape wh{};
+  if (use_warp(t, n, algo, wh)) return 32 * wh.w;  // lanes per environment
+  if (algo == 4) algo = 3;
   ScanShape sh{};
   if (use_scan(t, n, algo, sh)) return sh.k;
   return pick_chunks(t, n, algo == 3 ? 2 : algo, algo == 0 ? device_sm_count() : 1);
@@ -385,10 +629,13 @@ void gae_cuda(const float* rewards, const float* values, const void* terminated,
               float lambda, float eps, float* adv, float* ret, float* norm_stats, int algo, cudaStream_t stream) {
   check_gae_args("gae_cuda", rewards, values, terminated, term_dtype, truncated, trunc_dtype, trunc_values, t, n, gamma,
                  lambda, eps, adv, norm_stats);
-  SA2VA_CHECK_ARG(algo >= 0 && algo <= 3,
-                  "gae_cuda: algo must be 0 (auto), 1 (per environment), 2 (chunked) or 3 (register scan)");
+  SA2VA_CHECK_ARG(algo >= 0 && algo <= 4,
+                  "gae_cuda: algo must be 0 (auto), 1 (per environment), 2 (chunked), 3 (register scan) or 4 (warp scan)");
   const GaeArgs a{rewards, values, terminated, term_dtype, truncated, trunc_dtype, trunc_values, bootstrap, t, n, gamma,
                   lambda, adv, ret, norm_stats != nullptr, eps, nullptr, nullptr, norm_stats};
+  WarpShape wh{};
+  if (use_warp(t, n, algo, wh) && n <= INT_MAX && try_warp(a, wh, stream)) return;
+  if (algo == 4) algo = 3;  // T too long for one block, or a normalised grid too large to be resident
   ScanShape sh{};
   if (use_scan(t, n, algo, sh) && (int64_t(n) + sh.e - 1) / sh.e <= INT_MAX && try_scan(a, sh, stream)) return;
   // The two-pass schedules (and the register scan's fallback when normalising a grid too large to be resident).
@@ -403,7 +650,7 @@ void gae_cuda(const float* rewards, const float* values, const void* terminated,
   if (norm_stats) {
     const int64_t m = t * n;
     const int64_t nb = std::min<int64_t>((m + 255) / 256, static_cast<int64_t>(device_sm_count()) * 8);
-    normalize_kernel<<<static_cast<unsigned>(nb), 256, 0, stream>>>(adv, m, norm_stats, eps);
+    SA2VA_LAUNCH(static_cast<unsigned>(nb), 256, stream, normalize_kernel)(adv, m, norm_stats, eps);
     SA2VA_CUDA_CHECK_LAUNCH("gae normalize_kernel");
   }
 }

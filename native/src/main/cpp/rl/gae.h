@@ -20,8 +20,11 @@
 // memory) gives every chunk its incoming A, and the thread writes A and the returns from its registers; with
 // normalisation the launch is cooperative and the statistics meet at a grid barrier. Beyond that: one thread
 // per environment walking back over T when N is large, otherwise a two-sweep chunked scan (plus one
-// elementwise launch when normalising). algo 1 forces one thread per environment, algo 2 the two-sweep
-// chunked scan, algo 3 the register scan (tests). The CPU ignores algo.
+// elementwise launch when normalising). Long rollouts of few environments (T >= 1024, N <= 16, T <= 8192) take
+// a warp scan instead: one block per environment, lanes on consecutive steps (coalesced loads of narrow time
+// rows), the chunks combined by warp shuffles and one shared-memory exchange between warps. algo 1 forces one
+// thread per environment, algo 2 the two-sweep chunked scan, algo 3 the register scan, algo 4 the warp scan
+// (where T fits, else the register scan); for tests and A/B timings. The CPU ignores algo.
 #pragma once
 #include "../common/sa2va_api.h"
 

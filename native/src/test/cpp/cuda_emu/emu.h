@@ -5,7 +5,7 @@
 // is the most hostile schedule for a missing barrier (a thread reads shared memory that later threads have not
 // written yet), and with AddressSanitizer every access outside a buffer fails. Warp-collective WMMA calls are
 // emulated redundantly per thread (mma.h here). What it cannot catch: hardware-specific behaviour, performance,
-// and races between blocks (blocks never overlap here).
+// and races between blocks (blocks never overlap here, except in a cooperative launch: see run_blocks).
 #pragma once
 #include <ucontext.h>
 #include <cassert>
@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <array>
+#include <memory>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -42,9 +43,13 @@ namespace emu {
 struct State {
   dim3 thread, block, block_dim, grid_dim;
   int n = 0, cur = 0;
+  int tpb = 0;              // threads per block: fiber i is thread i % tpb of the (i / tpb)-th block of the run
+  unsigned first_block = 0;  // linear index of the run's first block
   std::vector<ucontext_t> ctx;
-  std::vector<std::vector<char>> stacks;
-  std::vector<int> status;  // 0 runnable, 1 waiting at barrier, 2 finished, 3 waiting at a warp shuffle
+  std::vector<std::unique_ptr<char[]>> stacks;  // not zeroed: a cooperative launch keeps thousands alive at once
+  // 0 runnable, 1 waiting at barrier, 2 finished, 3 waiting at a warp shuffle, 4 yielded in a spin wait
+  std::vector<int> status;
+  std::vector<std::vector<char>> dyn;  // dynamic shared memory of each block of the run
   std::vector<std::array<uint64_t, 32>> shfl[2];  // per-thread values of the current warp shuffle (by parity)
   std::vector<unsigned> shfl_seq;  // shuffles done per thread
   ucontext_t sched;
@@ -117,60 +122,58 @@ inline uint64_t shuffle(uint64_t v, int src) {
   return r;
 }
 
-// Runs body(arg) as one block of `threads` fibers.
-inline void run_block(int threads, void (*body)(void*), void* arg) {
+// A spin wait on another block (grid barrier): gives the other blocks of a cooperative launch their turn.
+inline void spin_yield() {
   State& s = st();
-  s.n = threads;
-  s.body = body;
-  s.arg = arg;
-  s.ctx.assign(threads, ucontext_t{});
-  if (static_cast<int>(s.stacks.size()) < threads) s.stacks.resize(threads, std::vector<char>(kStack));
-  s.status.assign(threads, 0);
-  s.shfl[0].assign(threads, {});
-  s.shfl[1].assign(threads, {});
-  s.shfl_seq.assign(threads, 0);
-  s.open_group.assign(threads, {});
-  s.committed.assign(threads, {});
-  for (int i = 0; i < threads; ++i) {
-    getcontext(&s.ctx[i]);
-    s.ctx[i].uc_stack.ss_sp = s.stacks[i].data();
-    s.ctx[i].uc_stack.ss_size = kStack;
-    s.ctx[i].uc_link = nullptr;
-    makecontext(&s.ctx[i], trampoline, 0);
-  }
+  s.status[s.cur] = 4;
+  switch_to_sched(false);
+}
+
+inline void set_indices(int i) {
+  State& s = st();
+  s.cur = i;
+  const unsigned local = static_cast<unsigned>(i % s.tpb), b = s.first_block + static_cast<unsigned>(i / s.tpb);
+  s.thread = dim3(local % s.block_dim.x, local / s.block_dim.x, 0);
+  s.block = dim3(b % s.grid_dim.x, b / s.grid_dim.x % s.grid_dim.y, b / (s.grid_dim.x * s.grid_dim.y));
+}
+
+// Runs the fibers [lo, hi) (one block) until all finished (true) or every live one waits at a barrier or in a
+// spin wait with at least one spinning (false: it waits for another block).
+inline bool run_range(int lo, int hi) {
+  State& s = st();
   for (;;) {
     bool any = false;
-    for (int i = 0; i < threads; ++i) {
+    for (int i = lo; i < hi; ++i) {
       if (s.status[i] != 0) continue;
       any = true;
-      s.cur = i;
-      s.thread = dim3(static_cast<unsigned>(i) % s.block_dim.x, static_cast<unsigned>(i) / s.block_dim.x, 0);
+      set_indices(i);
 #ifdef EMU_ASAN
       void* fake = nullptr;
-      __sanitizer_start_switch_fiber(&fake, s.stacks[i].data(), kStack);
+      __sanitizer_start_switch_fiber(&fake, s.stacks[i].get(), kStack);
 #endif
       swapcontext(&s.sched, &s.ctx[i]);
 #ifdef EMU_ASAN
       __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
     }
-    int waiting = 0, done = 0;
-    for (int v : s.status) { waiting += v == 1; done += v == 2; }
-    if (done == threads) return;
+    int waiting = 0, done = 0, spinning = 0;
+    for (int i = lo; i < hi; ++i) { waiting += s.status[i] == 1; done += s.status[i] == 2; spinning += s.status[i] == 4; }
+    if (done == hi - lo) return true;
     // Warps whose lanes all wait at a shuffle go on (a lane at __syncthreads or finished meanwhile: divergence).
     bool released = false;
-    for (int w = 0; w < threads; w += 32) {
+    for (int w = lo; w < hi; w += 32) {
       int at = 0, other = 0;
-      for (int i = w; i < w + 32 && i < threads; ++i) { at += s.status[i] == 3; other += s.status[i] != 3; }
+      for (int i = w; i < w + 32 && i < hi; ++i) { at += s.status[i] == 3; other += s.status[i] != 3; }
       if (at == 0) continue;
       if (other != 0) {
-        std::fprintf(stderr, "emu: warp shuffle reached by %d lanes of warp %d, %d lanes elsewhere\n", at, w / 32, other);
+        std::fprintf(stderr, "emu: warp shuffle reached by %d lanes of warp %d, %d lanes elsewhere\n", at, (w - lo) / 32, other);
         std::abort();
       }
-      for (int i = w; i < w + 32 && i < threads; ++i) s.status[i] = 0;
+      for (int i = w; i < w + 32 && i < hi; ++i) s.status[i] = 0;
       released = true;
     }
     if (released) continue;
+    if (spinning != 0) return false;
     if (!any && waiting == 0) break;
     // CUDA requires every live thread of the block at the barrier; a thread that exited early while others wait
     // is a divergent barrier (undefined on the GPU): report it instead of guessing.
@@ -178,14 +181,74 @@ inline void run_block(int threads, void (*body)(void*), void* arg) {
       std::fprintf(stderr, "emu: __syncthreads reached by %d threads while %d have exited\n", waiting, done);
       std::abort();
     }
-    for (int& v : s.status) if (v == 1) v = 0;
+    for (int i = lo; i < hi; ++i) if (s.status[i] == 1) s.status[i] = 0;
   }
+  return true;
+}
+
+// Runs body(arg) as `count` blocks (linear indices first, first + 1, ...) of `threads` fibers each, alive at the
+// same time, with `smem` bytes of dynamic shared memory per block (filled with 0xff: NaN as floats, so reading
+// what no thread wrote shows). One block runs until it finishes or stalls in a spin wait, then the next: blocks
+// switch only there, so a block's static __shared__ variables (one copy for all blocks here) are never touched
+// by another block between a barrier and the reads after it, as long as the spin waits follow the block's last
+// use of them (true of grid_arrive's callers). count > 1 is a cooperative launch.
+inline void run_blocks(unsigned first, unsigned count, int threads, size_t smem, void (*body)(void*), void* arg) {
+  State& s = st();
+  if (count > 1 && threads % 32 != 0) {
+    std::fprintf(stderr, "emu: cooperative launch with %d threads per block (whole warps only)\n", threads);
+    std::abort();
+  }
+  const int n = threads * static_cast<int>(count);
+  s.n = n;
+  s.tpb = threads;
+  s.first_block = first;
+  s.body = body;
+  s.arg = arg;
+  s.ctx.assign(n, ucontext_t{});
+  while (static_cast<int>(s.stacks.size()) < n) s.stacks.emplace_back(new char[kStack]);
+  s.status.assign(n, 0);
+  s.shfl[0].assign(n, {});
+  s.shfl[1].assign(n, {});
+  s.shfl_seq.assign(n, 0);
+  s.open_group.assign(n, {});
+  s.committed.assign(n, {});
+  s.dyn.assign(count, std::vector<char>(smem, static_cast<char>(0xff)));
+  for (int i = 0; i < n; ++i) {
+    getcontext(&s.ctx[i]);
+    s.ctx[i].uc_stack.ss_sp = s.stacks[i].get();
+    s.ctx[i].uc_stack.ss_size = kStack;
+    s.ctx[i].uc_link = nullptr;
+    makecontext(&s.ctx[i], trampoline, 0);
+  }
+  std::vector<bool> finished(count, false);
+  unsigned left = count;
+  for (long round = 0; left > 0; ++round) {
+    if (round > (1L << 20)) {
+      std::fprintf(stderr, "emu: %u of %u blocks still spinning after %ld rounds (a grid barrier never released)\n",
+                   left, count, round);
+      std::abort();
+    }
+    for (unsigned b = 0; b < count; ++b) {
+      if (finished[b]) continue;
+      const int lo = static_cast<int>(b) * threads, hi = lo + threads;
+      for (int i = lo; i < hi; ++i) if (s.status[i] == 4) s.status[i] = 0;  // spin once more
+      if (run_range(lo, hi)) { finished[b] = true; --left; }
+    }
+  }
+}
+
+template <typename T>
+T* dyn_smem() {
+  State& s = st();
+  return reinterpret_cast<T*>(s.dyn[s.cur / s.tpb].data());
 }
 
 template <typename... Args>
 struct Launch {
   dim3 grid, block;
   void (*kernel)(Args...);
+  size_t smem = 0;
+  bool cooperative = false;  // all blocks alive at once (grid barriers); else one block after another
   template <typename... Actual>
   void operator()(Actual&&... actual) {
     std::tuple<Args...> args(std::forward<Actual>(actual)...);
@@ -193,22 +256,24 @@ struct Launch {
     s.grid_dim = grid;
     s.block_dim = block;
     assert(block.z == 1);
-    for (unsigned z = 0; z < grid.z; ++z)
-      for (unsigned y = 0; y < grid.y; ++y)
-        for (unsigned x = 0; x < grid.x; ++x) {
-          s.block = dim3(x, y, z);
-          struct Ctx { void (*k)(Args...); std::tuple<Args...>* a; } c{kernel, &args};
-          run_block(static_cast<int>(block.x * block.y), [](void* p) {
-            Ctx* c = static_cast<Ctx*>(p);
-            std::apply(c->k, *c->a);
-          }, &c);
-        }
+    struct Ctx { void (*k)(Args...); std::tuple<Args...>* a; } c{kernel, &args};
+    void (*body)(void*) = [](void* p) {
+      Ctx* c = static_cast<Ctx*>(p);
+      std::apply(c->k, *c->a);
+    };
+    const unsigned blocks = grid.x * grid.y * grid.z;
+    const int threads = static_cast<int>(block.x * block.y);
+    if (cooperative) {
+      run_blocks(0, blocks, threads, smem, body, &c);
+    } else {
+      for (unsigned b = 0; b < blocks; ++b) run_blocks(b, 1, threads, smem, body, &c);
+    }
   }
 };
 
 template <typename... Args>
-Launch<Args...> launch(dim3 grid, dim3 block, void (*kernel)(Args...)) {
-  return Launch<Args...>{grid, block, kernel};
+Launch<Args...> launch(dim3 grid, dim3 block, void (*kernel)(Args...), size_t smem = 0, bool cooperative = false) {
+  return Launch<Args...>{grid, block, kernel, smem, cooperative};
 }
 
 inline void check_aligned(const void* p, size_t bytes, const char* what) {
@@ -246,7 +311,7 @@ inline uint2 __ldg(const uint2* p) { emu::check_aligned(p, 8, "__ldg(uint2)"); r
 inline float4 __ldg(const float4* p) { emu::check_aligned(p, 16, "__ldg(float4)"); return *p; }
 inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) { auto old = *p; *p += v; return old; }
 inline unsigned atomicExch(unsigned* p, unsigned v) { unsigned old = *p; *p = v; return old; }
-inline void __nanosleep(unsigned) {}
+inline void __nanosleep(unsigned) { ::emu::spin_yield(); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
@@ -271,6 +336,10 @@ template <typename T> inline T __shfl_down_sync(unsigned mask, T v, int d) {
   assert(mask == 0xffffffffu);
   const int lane = ::emu::st().cur & 31;
   return emu_shfl(v, lane + d < 32 ? lane + d : lane);
+}
+template <typename T> inline T __shfl_sync(unsigned mask, T v, int src) {
+  assert(mask == 0xffffffffu);
+  return emu_shfl(v, src & 31);
 }
 template <typename T> inline T __shfl_xor_sync(unsigned mask, T v, int d) {
   assert(mask == 0xffffffffu);

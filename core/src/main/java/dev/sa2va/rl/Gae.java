@@ -31,10 +31,13 @@ public final class Gae {
     /**
      * CUDA schedule (the CPU ignores it). {@code REGISTER_SCAN}: each thread loads a chunk of up to 16 steps of one
      * environment into registers, the chunks are combined by a scan in shared memory (one read of the inputs; with
-     * normalisation a cooperative launch, still one); {@code AUTO} takes it up to 8M elements. {@code CHUNKED} is the
-     * older two-sweep chunked scan, {@code PER_ENV} one thread per environment.
+     * normalisation a cooperative launch, still one); {@code AUTO} takes it up to 8M elements. {@code WARP_SCAN}: one
+     * block per environment, the lanes of a warp on consecutive steps (coalesced loads of narrow time rows), strips
+     * combined by warp shuffles; {@code AUTO} takes it for T &gt;= 1024 and N &lt;= 16 (T &lt;= 8192; for longer T
+     * {@code WARP_SCAN} runs the register scan). {@code CHUNKED} is the older two-sweep chunked scan, {@code PER_ENV}
+     * one thread per environment.
      */
-    public enum Schedule { AUTO, PER_ENV, CHUNKED, REGISTER_SCAN }
+    public enum Schedule { AUTO, PER_ENV, CHUNKED, REGISTER_SCAN, WARP_SCAN }
 
     /**
      * @param gamma     discount in [0, 1]

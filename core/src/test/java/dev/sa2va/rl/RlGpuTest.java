@@ -161,6 +161,9 @@ class RlGpuTest {
         assertEquals(1, Gae.cudaChunks(32, 1 << 20, Gae.Schedule.AUTO), "many envs: one thread each");
         assertTrue(Gae.cudaChunks(1024, 1024, Gae.Schedule.AUTO) > 1, "1M elements: register scan");
         assertTrue(Gae.cudaChunks(1, 1, Gae.Schedule.REGISTER_SCAN) >= 1);
+        assertEquals(Gae.cudaChunks(2048, 16, Gae.Schedule.WARP_SCAN), Gae.cudaChunks(2048, 16, Gae.Schedule.AUTO),
+                "long T, few envs: warp scan");
+        assertEquals(512, Gae.cudaChunks(2048, 16, Gae.Schedule.WARP_SCAN), "16 warps of 4-step strips");
     }
 
     @Test

@@ -37,7 +37,7 @@ public class RlKernels {
                                        @Cast("float*") Pointer normStats, int algo,
                                        @Cast("cudaStream_t") Pointer stream);
 
-    /** Chunks per environment the CUDA GAE would use (1 = one thread per environment). */
+    /** Chunks per environment the CUDA GAE would use (1 = one thread per environment; warp scan: lanes). */
     public static native int gae_cuda_chunks(@Cast("int64_t") long t, @Cast("int64_t") long n, int algo);
 
     public static native void group_advantages_cpu(@Cast("const float*") Pointer rewards, @Cast("int64_t") long groups,

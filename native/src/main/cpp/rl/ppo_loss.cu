@@ -59,6 +59,41 @@ __device__ __forceinline__ unsigned nonzero_bytes(uint32_t w) {
   return __popc((((w & 0x7f7f7f7fu) + 0x7f7f7f7fu) | w) & 0x80808080u);
 }
 
+// End of a preparatory pass: block sums of the token count and of the advantages' moments, then the totals
+// (a.globals) once every block's partial is in. GRID: grid barrier (every block gets the totals; cooperative
+// launch only); else the last block of the launch writes them for the next launch.
+template <bool GRID>
+__device__ __forceinline__ void prep_totals(const PpoArgs& a, double tok, double sa, double saa, double na) {
+  DSums<kPrepAcc> acc{{tok, sa, saa, na}};
+  acc = block_sum<kPrepAcc, kThreads>(acc);
+  if (threadIdx.x == 0) {
+    double* dst = a.prep_partials + blockIdx.x * kPrepAcc;
+    for (int k = 0; k < kPrepAcc; ++k) dst[k] = acc.v[k];
+  }
+  // Grid barrier (cooperative launch): the last block to arrive computes the totals and releases the others.
+  if constexpr (GRID) {
+    if (!grid_arrive(a.counters + 0, a.counters + 2, a.counters + 3, gridDim.x)) return;
+  } else {
+    if (!last_block_arrive(a.counters + 0, gridDim.x)) return;
+  }
+  const DSums<kPrepAcc> tot = sum_partials<kPrepAcc>(a.prep_partials, gridDim.x);
+  if (threadIdx.x == 0) {
+    const double* t = tot.v;
+    a.globals[0] = t[0];
+    double mean = 0.0, inv = 1.0;
+    if (a.norm_adv) {
+      mean = t[3] > 0 ? t[1] / t[3] : 0.0;
+      const double var = (t[2] - t[3] * mean * mean) / (t[3] - 1.0);
+      inv = t[3] > 1 ? 1.0 / (sqrt(var > 0.0 ? var : 0.0) + a.adv_eps) : NAN;
+    }
+    a.globals[1] = mean;
+    a.globals[2] = inv;
+    if constexpr (GRID) grid_release(a.counters + 0, a.counters + 2, gridDim.x);
+    else a.counters[0] = 0u;
+  }
+  __syncthreads();
+}
+
 // Rows are handled by segments of S lanes (S = power of two <= 32 covering L when L is short), so short rows
 // do not leave most of a warp idle.
 // GRID: inside the fused cooperative launch (grid barrier); else its own launch ending with a last block.
@@ -108,34 +143,7 @@ __device__ __forceinline__ void ppo_prep_pass(const PpoArgs& a, int seg) {
       }
     }
   }
-  DSums<kPrepAcc> acc{{tok, sa, saa, na}};
-  acc = block_sum<kPrepAcc, kThreads>(acc);
-  if (threadIdx.x == 0) {
-    double* dst = a.prep_partials + blockIdx.x * kPrepAcc;
-    for (int k = 0; k < kPrepAcc; ++k) dst[k] = acc.v[k];
-  }
-  // Grid barrier (cooperative launch): the last block to arrive computes the totals and releases the others.
-  if constexpr (GRID) {
-    if (!grid_arrive(a.counters + 0, a.counters + 2, a.counters + 3, gridDim.x)) return;
-  } else {
-    if (!last_block_arrive(a.counters + 0, gridDim.x)) return;
-  }
-  const DSums<kPrepAcc> tot = sum_partials<kPrepAcc>(a.prep_partials, gridDim.x);
-  if (threadIdx.x == 0) {
-    const double* t = tot.v;
-    a.globals[0] = t[0];
-    double mean = 0.0, inv = 1.0;
-    if (a.norm_adv) {
-      mean = t[3] > 0 ? t[1] / t[3] : 0.0;
-      const double var = (t[2] - t[3] * mean * mean) / (t[3] - 1.0);
-      inv = t[3] > 1 ? 1.0 / (sqrt(var > 0.0 ? var : 0.0) + a.adv_eps) : NAN;
-    }
-    a.globals[1] = mean;
-    a.globals[2] = inv;
-    if constexpr (GRID) grid_release(a.counters + 0, a.counters + 2, gridDim.x);
-    else a.counters[0] = 0u;
-  }
-  __syncthreads();
+  prep_totals<GRID>(a, tok, sa, saa, na);
 }
 
 // The preparatory pass as its own launch (CleanRL-shaped calls, see launch_u).
@@ -162,6 +170,36 @@ __device__ __forceinline__ void store4(float* p, int64_t i, bool vec, const floa
 // Row of flat token index i: 32-bit division when the indices fit (a 64-bit division is ~100 instructions).
 __device__ __forceinline__ int64_t row_of(int64_t i, int64_t l, bool small) {
   return small ? static_cast<int64_t>(static_cast<uint32_t>(i) / static_cast<uint32_t>(l)) : i / l;
+}
+
+// End of a main pass: block sums of the thread sums s (kMainAcc, see ppo_loss_cpu.cpp), then the last block of
+// the launch writes the scalars; tokens: the number of active tokens.
+__device__ __forceinline__ void main_totals(const PpoArgs& a, const double* s, double tokens) {
+  DSums<kMainAcc> acc;
+#pragma unroll
+  for (int k = 0; k < kMainAcc; ++k) acc.v[k] = s[k];
+  acc = block_sum<kMainAcc, kThreads>(acc);
+  if (threadIdx.x == 0) {
+    double* dst = a.main_partials + blockIdx.x * kMainAcc;
+    for (int k = 0; k < kMainAcc; ++k) dst[k] = acc.v[k];
+  }
+  if (!last_block_arrive(a.counters + 1, gridDim.x)) return;
+  const DSums<kMainAcc> tot = sum_partials<kMainAcc>(a.main_partials, gridDim.x);
+  if (threadIdx.x == 0) {
+    const double* t = tot.v;
+    const double tk = fmax(tokens, 1.0);
+    a.scalars[PS_PG] = static_cast<float>(t[0]);
+    a.scalars[PS_VALUE] = static_cast<float>(t[1]);
+    a.scalars[PS_ENTROPY] = static_cast<float>(t[2]);
+    a.scalars[PS_LOSS] = static_cast<float>(t[0] + a.c.beta * t[3] + a.c.vf * t[1] - a.c.ent * t[2]);
+    a.scalars[PS_APPROX_KL] = static_cast<float>(t[4] / tk);
+    a.scalars[PS_OLD_APPROX_KL] = static_cast<float>(t[5] / tk);
+    a.scalars[PS_CLIPFRAC] = static_cast<float>(t[6] / tk);
+    a.scalars[PS_CLIP_ACTIVE] = static_cast<float>(t[7] / tk);
+    a.scalars[PS_KL_REF] = static_cast<float>(t[8] / tk);
+    a.scalars[PS_TOKENS] = static_cast<float>(tokens);
+    a.counters[1] = 0u;
+  }
 }
 
 // VEC: groups of 4 tokens with 16-byte loads (M % 4 == 0, aligned arrays); else one token per group.
@@ -282,31 +320,7 @@ __global__ void __launch_bounds__(kThreads, U == 2 ? 3 : 2) ppo_main_kernel(cons
       }
     }
   }
-  DSums<kMainAcc> acc;
-#pragma unroll
-  for (int k = 0; k < kMainAcc; ++k) acc.v[k] = s[k];
-  acc = block_sum<kMainAcc, kThreads>(acc);
-  if (threadIdx.x == 0) {
-    double* dst = a.main_partials + blockIdx.x * kMainAcc;
-    for (int k = 0; k < kMainAcc; ++k) dst[k] = acc.v[k];
-  }
-  if (!last_block_arrive(a.counters + 1, gridDim.x)) return;
-  const DSums<kMainAcc> tot = sum_partials<kMainAcc>(a.main_partials, gridDim.x);
-  if (threadIdx.x == 0) {
-    const double* t = tot.v;
-    const double tk = fmax(tokens, 1.0);
-    a.scalars[PS_PG] = static_cast<float>(t[0]);
-    a.scalars[PS_VALUE] = static_cast<float>(t[1]);
-    a.scalars[PS_ENTROPY] = static_cast<float>(t[2]);
-    a.scalars[PS_LOSS] = static_cast<float>(t[0] + a.c.beta * t[3] + a.c.vf * t[1] - a.c.ent * t[2]);
-    a.scalars[PS_APPROX_KL] = static_cast<float>(t[4] / tk);
-    a.scalars[PS_OLD_APPROX_KL] = static_cast<float>(t[5] / tk);
-    a.scalars[PS_CLIPFRAC] = static_cast<float>(t[6] / tk);
-    a.scalars[PS_CLIP_ACTIVE] = static_cast<float>(t[7] / tk);
-    a.scalars[PS_KL_REF] = static_cast<float>(t[8] / tk);
-    a.scalars[PS_TOKENS] = static_cast<float>(tokens);
-    a.counters[1] = 0u;
-  }
+  main_totals(a, s, tokens);
 }
 
 size_t align256(size_t v) { return (v + 255) / 256 * 256; }

@@ -5,7 +5,7 @@
 // is the most hostile schedule for a missing barrier (a thread reads shared memory that later threads have not
 // written yet), and with AddressSanitizer every access outside a buffer fails. Warp-collective WMMA calls are
 // emulated redundantly per thread (mma.h here). What it cannot catch: hardware-specific behaviour, performance,
-// and races between blocks (blocks never overlap here).
+// and races between blocks (blocks only take turns: see launch_cooperative).
 #pragma once
 #include <ucontext.h>
 #include <cassert>
@@ -44,7 +44,7 @@ struct State {
   int n = 0, cur = 0;
   std::vector<ucontext_t> ctx;
   std::vector<std::vector<char>> stacks;
-  std::vector<int> status;  // 0 runnable, 1 waiting at barrier, 2 finished, 3 waiting at a warp shuffle
+  std::vector<int> status;  // 0 runnable, 1 waiting at barrier, 2 finished, 3 waiting at a warp shuffle, 4 spinning
   std::vector<std::array<uint64_t, 32>> shfl[2];  // per-thread values of the current warp shuffle (by parity)
   std::vector<unsigned> shfl_seq;  // shuffles done per thread
   ucontext_t sched;
@@ -56,6 +56,8 @@ struct State {
   struct Copy { void* dst; const void* src; size_t bytes, zfill; };
   std::vector<std::vector<Copy>> open_group;
   std::vector<std::vector<std::vector<Copy>>> committed;
+  // Per-block storage (block_local): a cooperative launch's blocks interleave, and __shared__ is a static here.
+  std::vector<char> local;
 };
 
 inline State& st() {
@@ -117,8 +119,8 @@ inline uint64_t shuffle(uint64_t v, int src) {
   return r;
 }
 
-// Runs body(arg) as one block of `threads` fibers.
-inline void run_block(int threads, void (*body)(void*), void* arg) {
+// Sets up body(arg) as one block of `threads` fibers (run by drive_block).
+inline void start_block(int threads, void (*body)(void*), void* arg) {
   State& s = st();
   s.n = threads;
   s.body = body;
@@ -131,6 +133,7 @@ inline void run_block(int threads, void (*body)(void*), void* arg) {
   s.shfl_seq.assign(threads, 0);
   s.open_group.assign(threads, {});
   s.committed.assign(threads, {});
+  s.local.clear();
   for (int i = 0; i < threads; ++i) {
     getcontext(&s.ctx[i]);
     s.ctx[i].uc_stack.ss_sp = s.stacks[i].data();
@@ -138,6 +141,14 @@ inline void run_block(int threads, void (*body)(void*), void* arg) {
     s.ctx[i].uc_link = nullptr;
     makecontext(&s.ctx[i], trampoline, 0);
   }
+}
+
+// Runs the current block until all its threads finished (true), or until it can only go on once another block
+// moved: a thread spins (__nanosleep) and every other one waits at a barrier or spins too (false: parked).
+inline bool drive_block() {
+  State& s = st();
+  const int threads = s.n;
+  for (int& v : s.status) if (v == 4) v = 0;
   for (;;) {
     bool any = false;
     for (int i = 0; i < threads; ++i) {
@@ -154,9 +165,9 @@ inline void run_block(int threads, void (*body)(void*), void* arg) {
       __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
     }
-    int waiting = 0, done = 0;
-    for (int v : s.status) { waiting += v == 1; done += v == 2; }
-    if (done == threads) return;
+    int waiting = 0, done = 0, spinning = 0;
+    for (int v : s.status) { waiting += v == 1; done += v == 2; spinning += v == 4; }
+    if (done == threads) return true;
     // Warps whose lanes all wait at a shuffle go on (a lane at __syncthreads or finished meanwhile: divergence).
     bool released = false;
     for (int w = 0; w < threads; w += 32) {
@@ -171,7 +182,8 @@ inline void run_block(int threads, void (*body)(void*), void* arg) {
       released = true;
     }
     if (released) continue;
-    if (!any && waiting == 0) break;
+    if (spinning != 0) return false;
+    if (!any && waiting == 0) return true;
     // CUDA requires every live thread of the block at the barrier; a thread that exited early while others wait
     // is a divergent barrier (undefined on the GPU): report it instead of guessing.
     if (done != 0 && waiting != 0) {
@@ -180,6 +192,96 @@ inline void run_block(int threads, void (*body)(void*), void* arg) {
     }
     for (int& v : s.status) if (v == 1) v = 0;
   }
+}
+
+// Runs body(arg) as one block of `threads` fibers.
+inline void run_block(int threads, void (*body)(void*), void* arg) {
+  start_block(threads, body, arg);
+  if (!drive_block()) {
+    std::fprintf(stderr, "emu: a thread spins on a flag that no other block can set (not a cooperative launch)\n");
+    std::abort();
+  }
+}
+
+// The fiber state of one block of a cooperative launch while another block runs.
+struct Parked {
+  dim3 block;
+  int n = 0;
+  std::vector<ucontext_t> ctx;
+  std::vector<std::vector<char>> stacks;
+  std::vector<int> status;
+  std::vector<std::array<uint64_t, 32>> shfl[2];
+  std::vector<unsigned> shfl_seq;
+  std::vector<std::vector<State::Copy>> open_group;
+  std::vector<std::vector<std::vector<State::Copy>>> committed;
+  std::vector<char> local;
+  bool done = false;
+};
+inline void swap_in(Parked& p) {
+  State& s = st();
+  std::swap(s.block, p.block);
+  std::swap(s.n, p.n);
+  s.ctx.swap(p.ctx);  // swaps the buffers: a saved context never moves (it points into itself)
+  s.stacks.swap(p.stacks);
+  s.status.swap(p.status);
+  s.shfl[0].swap(p.shfl[0]);
+  s.shfl[1].swap(p.shfl[1]);
+  s.shfl_seq.swap(p.shfl_seq);
+  s.open_group.swap(p.open_group);
+  s.committed.swap(p.committed);
+  s.local.swap(p.local);
+}
+
+// A cooperative launch: every block is resident, so a block may wait (spin with __nanosleep) for the others, as at
+// a grid barrier. Blocks take turns: one runs until it finishes or parks, then the next unfinished one; a parked
+// block resumes on its next turn. Within a turn the block runs alone, so a block's __shared__ statics are safe
+// unless it parks between writing and reading them (the grid barrier of last_block.cuh does not).
+template <typename... Args>
+void launch_cooperative(dim3 grid, dim3 block, void (*kernel)(Args...), std::tuple<Args...>& args) {
+  State& s = st();
+  s.grid_dim = grid;
+  s.block_dim = block;
+  assert(block.z == 1 && grid.y == 1 && grid.z == 1);
+  struct Ctx { void (*k)(Args...); std::tuple<Args...>* a; } c{kernel, &args};
+  auto body = [](void* p) {
+    Ctx* c = static_cast<Ctx*>(p);
+    std::apply(c->k, *c->a);
+  };
+  // Fiber stacks per block index, kept from one launch to the next (allocating them is most of a launch's cost).
+  static std::vector<std::vector<std::vector<char>>> stack_pool;
+  if (stack_pool.size() < grid.x) stack_pool.resize(grid.x);
+  std::vector<Parked> blocks(grid.x);
+  for (unsigned x = 0; x < grid.x; ++x) {
+    swap_in(blocks[x]);
+    s.stacks.swap(stack_pool[x]);
+    start_block(static_cast<int>(block.x * block.y), body, &c);
+    s.block = dim3(x, 0, 0);
+    swap_in(blocks[x]);
+  }
+  for (int round = 0;; ++round) {
+    if (round > 1000000) {
+      std::fprintf(stderr, "emu: cooperative launch made no progress (a grid barrier missing an arrival?)\n");
+      std::abort();
+    }
+    bool all = true;
+    for (Parked& p : blocks) {
+      if (p.done) continue;
+      swap_in(p);
+      p.done = drive_block();
+      swap_in(p);
+      all = all && p.done;
+    }
+    if (all) break;
+  }
+  for (unsigned x = 0; x < grid.x; ++x) stack_pool[x].swap(blocks[x].stacks);
+}
+
+// Per-block scratch of `bytes` bytes (zeroed on a block's first call), for a kernel's __shared__ array that must
+// not be shared between the interleaved blocks of a cooperative launch.
+inline void* block_local(size_t bytes) {
+  State& s = st();
+  if (s.local.size() < bytes) s.local.resize(bytes, 0);
+  return s.local.data();
 }
 
 template <typename... Args>
@@ -246,7 +348,11 @@ inline uint2 __ldg(const uint2* p) { emu::check_aligned(p, 8, "__ldg(uint2)"); r
 inline float4 __ldg(const float4* p) { emu::check_aligned(p, 16, "__ldg(float4)"); return *p; }
 inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) { auto old = *p; *p += v; return old; }
 inline unsigned atomicExch(unsigned* p, unsigned v) { unsigned old = *p; *p = v; return old; }
-inline void __nanosleep(unsigned) {}
+// A spin-wait step: the thread yields (status 4) so that other blocks of a cooperative launch can run.
+inline void __nanosleep(unsigned) {
+  ::emu::st().status[::emu::st().cur] = 4;
+  ::emu::switch_to_sched(false);
+}
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }

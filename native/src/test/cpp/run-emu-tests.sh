@@ -37,3 +37,12 @@ if [ ! -x "$GBIN" ] || [ -n "$newest" ]; then
     "$SRC/common/runtime.cpp" "$HERE/gae_emu_test.cpp" -o "$GBIN"
 fi
 SA2VA_NUM_THREADS=${SA2VA_NUM_THREADS:-2} ASAN_OPTIONS=detect_leaks=0 "$GBIN" "$@"
+
+# The PPO loss of rl/ppo_loss.cu (both GRPO schedules, the CleanRL path) against rl/ppo_loss_cpu.cpp.
+PBIN="$OUT/ppo_emu_test"
+newest=$(find "$SRC/rl" "$SRC/common" "$HERE" -type f -newer "$PBIN" 2>/dev/null | head -1 || true)
+if [ ! -x "$PBIN" ] || [ -n "$newest" ]; then
+  "$CXX" "${FLAGS[@]}" -x c++ "$SRC/rl/ppo_loss.cu" "$SRC/common/workspace.cu" -x none "$SRC/rl/ppo_loss_cpu.cpp" \
+    "$SRC/common/runtime.cpp" "$HERE/ppo_emu_test.cpp" -o "$PBIN"
+fi
+SA2VA_NUM_THREADS=${SA2VA_NUM_THREADS:-2} ASAN_OPTIONS=detect_leaks=0 "$PBIN" "$@"

@@ -42,6 +42,13 @@ void ppo_loss_cpu(const float* logp, const float* logp_old, const float* adv, in
                   int64_t b, int64_t l, const float* values, const float* values_old, const float* returns,
                   const float* entropy, const float* ref_logp, const float* params, float* scalars, float* dlogp,
                   float* dvalue, float* dentropy);
+// Schedule of the CUDA kernel for GRPO-shaped calls (no values or entropies, one advantage per row) with a mask and
+// token-mean or constant aggregation, for A/B measurements: PPO_GRPO_STASH (the default) reads the mask once and
+// keeps it as bits in shared memory across the grid barrier; PPO_GRPO_OLD counts the mask by rows and reads it
+// again with the tokens. PPO_GRPO_DEFAULT: back to the environment's SA2VA_PPO_GRPO (old|stash), else stash.
+// Results differ between the two only by the order in which the sums add up.
+enum PpoGrpoSchedule : int { PPO_GRPO_DEFAULT = 0, PPO_GRPO_OLD = 1, PPO_GRPO_STASH = 2 };
+void ppo_set_grpo_schedule(int schedule);
 void ppo_loss_cuda(const float* logp, const float* logp_old, const float* adv, int adv_per_token, const uint8_t* mask,
                    int64_t b, int64_t l, const float* values, const float* values_old, const float* returns,
                    const float* entropy, const float* ref_logp, const float* params, float* scalars, float* dlogp,

@@ -50,6 +50,7 @@ struct State {
   // 0 runnable, 1 waiting at barrier, 2 finished, 3 waiting at a warp shuffle, 4 yielded in a spin wait
   std::vector<int> status;
   std::vector<std::vector<char>> dyn;  // dynamic shared memory of each block of the run
+  std::vector<std::vector<char>> local;  // block_local scratch of each block of the run
   std::vector<std::array<uint64_t, 32>> shfl[2];  // per-thread values of the current warp shuffle (by parity)
   std::vector<unsigned> shfl_seq;  // shuffles done per thread
   ucontext_t sched;
@@ -213,6 +214,7 @@ inline void run_blocks(unsigned first, unsigned count, int threads, size_t smem,
   s.open_group.assign(n, {});
   s.committed.assign(n, {});
   s.dyn.assign(count, std::vector<char>(smem, static_cast<char>(0xff)));
+  s.local.assign(count, {});
   for (int i = 0; i < n; ++i) {
     getcontext(&s.ctx[i]);
     s.ctx[i].uc_stack.ss_sp = s.stacks[i].get();
@@ -241,6 +243,15 @@ template <typename T>
 T* dyn_smem() {
   State& s = st();
   return reinterpret_cast<T*>(s.dyn[s.cur / s.tpb].data());
+}
+
+// Per-block scratch of `bytes` bytes (zeroed on the block's first call), for a kernel's __shared__ array that must
+// not be shared between the blocks of a cooperative launch (static __shared__ is one copy for all of them here).
+inline void* block_local(size_t bytes) {
+  State& s = st();
+  std::vector<char>& v = s.local[s.cur / s.tpb];
+  if (v.size() < bytes) v.resize(bytes, 0);
+  return v.data();
 }
 
 template <typename... Args>

@@ -2,6 +2,7 @@ package dev.sa2va.bench;
 
 import dev.sa2va.core.Torch;
 import dev.sa2va.kernels.MaskStatsKernels;
+import dev.sa2va.kernels.RlKernels;
 import dev.sa2va.metrics.BitMasks;
 import dev.sa2va.metrics.MaskMetrics;
 import dev.sa2va.metrics.MaskTargets;
@@ -176,6 +177,18 @@ public final class RlDeviceTimes {
                     PpoLoss.Result res = PpoLoss.compute(b, c);
                     emit("ppo", size, config, () -> PpoLoss.compute(b, c, res),
                             s[0] * s[1] * PpoBench.bytesPerToken(config));
+                    if (config.equals("grpo")) {
+                        // A/B on the same card: both GRPO schedules named (the row above is the default)
+                        for (int sched : new int[] {RlKernels.PPO_GRPO_OLD, RlKernels.PPO_GRPO_STASH}) {
+                            RlKernels.ppo_set_grpo_schedule(sched);
+                            try {
+                                emit("ppo", size, sched == RlKernels.PPO_GRPO_OLD ? "grpo/old" : "grpo/stash",
+                                        () -> PpoLoss.compute(b, c, res), s[0] * s[1] * PpoBench.bytesPerToken(config));
+                            } finally {
+                                RlKernels.ppo_set_grpo_schedule(RlKernels.PPO_GRPO_DEFAULT);
+                            }
+                        }
+                    }
                 }
             }
         }

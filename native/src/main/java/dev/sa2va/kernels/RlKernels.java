@@ -69,4 +69,14 @@ public class RlKernels {
                                             @Cast("float*") Pointer scalars, @Cast("float*") Pointer dlogp,
                                             @Cast("float*") Pointer dvalue, @Cast("float*") Pointer dentropy,
                                             @Cast("cudaStream_t") Pointer stream);
+
+    /** GRPO schedules of ppo_loss_cuda (ppo_loss.h): back to the default, the old one, the mask stash. */
+    public static final int PPO_GRPO_DEFAULT = 0, PPO_GRPO_OLD = 1, PPO_GRPO_STASH = 2;
+
+    /**
+     * Schedule of ppo_loss_cuda for GRPO-shaped calls with a mask and token-mean or constant aggregation, for A/B
+     * measurements: {@link #PPO_GRPO_OLD}, {@link #PPO_GRPO_STASH}, or {@link #PPO_GRPO_DEFAULT} (SA2VA_PPO_GRPO
+     * = old|stash, else stash).
+     */
+    public static native void ppo_set_grpo_schedule(int schedule);
 }

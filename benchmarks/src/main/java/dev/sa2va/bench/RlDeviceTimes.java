@@ -33,7 +33,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * and shape, e.g. under ncu.
  * One JSON object per line: {"op", "shape", "form", "device_us", "host_us", "bytes"}; a table on stdout. Op
  * {@code evaluate/waves=W}: the reward kernel launched with W waves of blocks instead of one (MaskStatsKernels
- * .mask_set_waves), an A/B on the same card.
+ * .mask_set_waves), an A/B on the same card; {@code evaluate/batches=2}: its main loop with the loads of two batches
+ * per round trip (MaskStatsKernels.mask_set_batches).
  */
 public final class RlDeviceTimes {
     static final int REPS = 20, REPEATS = 5;
@@ -112,13 +113,26 @@ public final class RlDeviceTimes {
                     MaskMetrics.Result ev = MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT);
                     emit("evaluate", size, form, () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev),
                             bytes);
-                    // A/B on the same card: the same call with 2, 4, 8 waves of blocks instead of one (the tail)
-                    for (int waves : new int[] {2, 4, 8}) {
+                    // A/B on the same card: the same call with 1, 2, 4 waves of blocks (default: automatic, see mask_pass.cuh)
+                    for (int waves : new int[] {1, 2, 4}) {
                         MaskStatsKernels.mask_set_waves(waves);
                         try {
                             emit("evaluate/waves=" + waves, size, form,
                                     () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev), bytes);
                         } finally {
+                            MaskStatsKernels.mask_set_waves(0);
+                        }
+                    }
+                    // ... and two batches of loads per round trip (MaskStatsKernels.mask_set_batches), with the
+                    // default waves and with one
+                    for (int waves : new int[] {0, 1}) {
+                        MaskStatsKernels.mask_set_batches(2);
+                        MaskStatsKernels.mask_set_waves(waves);
+                        try {
+                            emit("evaluate/batches=2" + (waves > 0 ? ",waves=" + waves : ""), size, form,
+                                    () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev), bytes);
+                        } finally {
+                            MaskStatsKernels.mask_set_batches(0);
                             MaskStatsKernels.mask_set_waves(0);
                         }
                     }

@@ -219,18 +219,5 @@ int main(int argc, char** argv) {
     sample_case(BF16, MASK_U8, n, p, 0, rng);
   }
   sa2va::mask_set_waves(0);
-  // two batches per round trip in the reward kernel (mask_set_batches, for measurements): the same totals
-  sa2va::mask_set_batches(2);
-  for (int sms : {1, 2}) {
-    g_sms = sms;
-    for (const auto& sh : shapes) {
-      const int64_t n = sh[0], p = sh[1];
-      if (quick && p > 5000 && sms != 1) continue;
-      for (bool soft : {false, true}) scores_case(PRED_LOGITS, BF16, MASK_U8, MASK_NONE, n, p, 1, 0, 0, soft, rng);
-      scores_case(PRED_LOGITS, F32, MASK_PACKED, MASK_NONE, n, p, 1, 0, 0, true, rng);
-      scores_case(PRED_LOGITS, F16, MASK_U8_NONZERO, MASK_NONE, n, p, n % 2 == 0 ? 2 : 1, 0, 0, false, rng);
-    }
-  }
-  sa2va::mask_set_batches(0);
   return report();
 }

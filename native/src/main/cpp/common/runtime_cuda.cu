@@ -4,6 +4,8 @@
 
 #ifndef SA2VA_NO_CUDA
 #include <cuda_runtime.h>
+#include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include "cuda_check.cuh"
 
@@ -35,6 +37,25 @@ int device_sm_count() {
   }
   return cache[dev];
 }
+
+// SA2VA_RL_PDL=0 turns it off; rl_set_pdl overrides.
+static std::atomic<int> g_rl_pdl{-1};
+void rl_set_pdl(int mode) { g_rl_pdl.store(mode < 0 ? -1 : (mode ? 1 : 0)); }
+bool rl_pdl_enabled() {
+  int v = g_rl_pdl.load();
+  if (v < 0) {
+    const char* env = std::getenv("SA2VA_RL_PDL");
+    v = (env && env[0] == '0') ? 0 : 1;
+    g_rl_pdl.store(v);
+  }
+  if (!v) return false;
+  static int major[64] = {0};
+  int dev = 0;
+  SA2VA_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= 64) return false;
+  if (major[dev] == 0) SA2VA_CUDA_CHECK(cudaDeviceGetAttribute(&major[dev], cudaDevAttrComputeCapabilityMajor, dev));
+  return major[dev] >= 9;
+}
 }  // namespace sa2va
 
 #else
@@ -44,6 +65,7 @@ bool built_with_cuda() { return false; }
 int cuda_runtime_version() { return 0; }
 int cuda_device_count() { return 0; }
 void cuda_set_device(int) { fail_no_cuda("cuda_set_device"); }
+void rl_set_pdl(int) {}
 }  // namespace sa2va
 
 #endif

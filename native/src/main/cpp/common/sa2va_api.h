@@ -28,6 +28,9 @@ int cuda_device_count();
 // Makes `device` current for this thread in the library's own (statically linked) CUDA runtime, whose
 // current-device state is separate from libtorch's. Called before launching on a tensor's device.
 void cuda_set_device(int device);
+// Programmatic dependent launch (sm_90+) for the mask-pass and GAE kernels (common/pdl.cuh): 1 on, 0 off, -1 back to
+// the default (SA2VA_RL_PDL, else on). For A/B measurements; results are the same either way.
+void rl_set_pdl(int mode);
 // Threads used by the CPU implementations (SA2VA_NUM_THREADS, else hardware concurrency).
 int cpu_threads();
 void set_cpu_threads(int n);

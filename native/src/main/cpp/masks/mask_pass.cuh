@@ -22,6 +22,7 @@
 #include "../common/cuda_check.cuh"
 #include "../common/errors.h"
 #include "../common/last_block.cuh"
+#include "../common/pdl.cuh"
 #include "../common/workspace.h"
 
 namespace sa2va {
@@ -337,6 +338,7 @@ __device__ __forceinline__ void finish_block(const Args& a, int64_t n, int64_t p
 // Every mode and input kind; the vector path of logits without BCE (rewards, confusion()) has its own kernel below.
 template <int MODE, typename PT, bool VEC>
 __global__ void __launch_bounds__(kThreads) mask_pass_kernel(const Args a) {
+  pdl_wait_and_release();  // launched with PDL (pdl.cuh): nothing is read before the previous grid is done
   constexpr bool kFloatPred = !(std::is_same<PT, uint8_t>::value || std::is_same<PT, PackedTag>::value);
   const int64_t n = blockIdx.x / a.bps;
   const int64_t part = blockIdx.x - n * a.bps;
@@ -548,60 +550,50 @@ __device__ __forceinline__ uint32_t reload_nan_count(const void* prow, int c0, i
 // byte j: tp = popc(h & y), fp = popc(h & ~y), fn = popc(~h & y), cnt = 8 per chunk) and one NaN test per
 // batch. The soft sums add up chunk by chunk as in the checked loop, so the results do not depend on which loop
 // took a chunk. Returns the start of the first batch that is not full.
-// NB batches at a time (A/B, mask_set_batches): all their loads issued before the math of the first, so that a
-// thread has NB times the bytes in flight and waits NB times less often, at the cost of registers (three resident
-// blocks instead of four for NB = 2). The chunks are summed in the same order whatever NB.
-template <typename PT, bool SOFT, bool PACKED_T, int NB>
+template <typename PT, bool SOFT, bool PACKED_T>
 __device__ __forceinline__ int reward_full_batches(const void* prow, const uint8_t* trow_p, bool strict, float thr,
                                                    int c0, int chunks, int stride, RewardAcc& r) {
   constexpr int kBatch = batch_of<PT>();
-  constexpr int kAll = NB * kBatch;
-  for (; c0 + (kAll - 1) * stride < chunks; c0 += kAll * stride) {
-    RawPred<PT> raw[kAll];
-    uint2 traw[kAll];
+  for (; c0 + (kBatch - 1) * stride < chunks; c0 += kBatch * stride) {
+    RawPred<PT> raw[kBatch];
+    uint2 traw[kBatch];
 #pragma unroll
-    for (int j = 0; j < kAll; ++j) {
+    for (int j = 0; j < kBatch; ++j) {
       ld_raw(prow, c0 + j * stride, raw[j]);
       traw[j] = ld_raw_mask(trow_p, PACKED_T ? MASK_PACKED : MASK_U8, c0 + j * stride);
     }
+    uint32_t y = 0, h = 0;
+    if constexpr (PACKED_T) {
 #pragma unroll
-    for (int g = 0; g < NB; ++g) {
-      uint2 tg[kBatch];
-#pragma unroll
-      for (int j = 0; j < kBatch; ++j) tg[j] = traw[g * kBatch + j];
-      uint32_t y = 0, h = 0;
-      if constexpr (PACKED_T) {
-#pragma unroll
-        for (int j = 0; j < kBatch; ++j) y |= tg[j].x << (8 * j);
-      } else {
-        y = u8_batch_bits(tg, strict, r.c[4]);
-      }
-      bool nan = false;
-#pragma unroll
-      for (int j = 0; j < kBatch; ++j) {
-        float v[8];
-        decode(raw[g * kBatch + j], v);
-        float sp = 0.0f, spy = 0.0f, any;
-        h |= logit_sums<SOFT>(v, thr, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
-        nan |= any != any;
-        if constexpr (SOFT) {
-          r.f[0] += spy;
-          r.f[1] += sp;
-        }
-      }
-      r.c[0] += __popc(h & y);
-      r.c[1] += __popc(h & ~y);
-      r.c[2] += __popc(~h & y);
-      r.c[3] += 8 * kBatch;
-      if (nan) r.c[5] += reload_nan_count<PT, kBatch>(prow, c0 + g * kBatch * stride, stride, chunks);
+      for (int j = 0; j < kBatch; ++j) y |= traw[j].x << (8 * j);
+    } else {
+      y = u8_batch_bits(traw, strict, r.c[4]);
     }
+    bool nan = false;
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) {
+      float v[8];
+      decode(raw[j], v);
+      float sp = 0.0f, spy = 0.0f, any;
+      h |= logit_sums<SOFT>(v, thr, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
+      nan |= any != any;
+      if constexpr (SOFT) {
+        r.f[0] += spy;
+        r.f[1] += sp;
+      }
+    }
+    r.c[0] += __popc(h & y);
+    r.c[1] += __popc(h & ~y);
+    r.c[2] += __popc(~h & y);
+    r.c[3] += 8 * kBatch;
+    if (nan) r.c[5] += reload_nan_count<PT, kBatch>(prow, c0, stride, chunks);
   }
   return c0;
 }
 
-// NB: batches per round trip of the full-batch loops (1, or 2 for the A/B of mask_set_batches).
-template <typename PT, bool SOFT, int NB>
-__global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) reward_kernel(const Args a) {
+template <typename PT, bool SOFT>
+__global__ void __launch_bounds__(kThreads, 4) reward_kernel(const Args a) {
+  pdl_wait_and_release();  // launched with PDL (pdl.cuh): nothing is read before the previous grid is done
   const int bps = static_cast<int>(a.bps);
   const int n = static_cast<int>(blockIdx.x) / bps;
   const int part = static_cast<int>(blockIdx.x) - n * bps;
@@ -617,8 +609,8 @@ __global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) reward_kernel(const
   int c0 = part * kThreads + static_cast<int>(threadIdx.x);
   // the common targets without a region: full batches in a loop of their own, the rest below
   if (has_t && !has_r) {
-    if (a.target_kind == MASK_PACKED) c0 = reward_full_batches<PT, SOFT, true, NB>(prow, trow_p, false, a.threshold, c0, chunks, stride, r);
-    else c0 = reward_full_batches<PT, SOFT, false, NB>(prow, trow_p, a.target_kind == MASK_U8, a.threshold, c0, chunks, stride, r);
+    if (a.target_kind == MASK_PACKED) c0 = reward_full_batches<PT, SOFT, true>(prow, trow_p, false, a.threshold, c0, chunks, stride, r);
+    else c0 = reward_full_batches<PT, SOFT, false>(prow, trow_p, a.target_kind == MASK_U8, a.threshold, c0, chunks, stride, r);
   }
   for (; c0 < chunks; c0 += kBatch * stride) {
     RawPred<PT> raw[kBatch];
@@ -726,19 +718,6 @@ inline int pass_waves(bool reward, int64_t total_chunks, int64_t one_wave_blocks
   return reward && total_chunks >= one_wave_blocks * kThreads * 16 ? 2 : 1;
 }
 
-// Batches per round trip of the reward kernel's full-batch loops (mask_set_batches; SA2VA_MASK_BATCHES: 1 or 2;
-// default 1 until measured).
-inline std::atomic<int> g_batches{0};  // 0: not read yet
-inline int pass_batches() {
-  int b = g_batches.load();
-  if (b == 0) {
-    const char* env = std::getenv("SA2VA_MASK_BATCHES");
-    b = env && std::atoi(env) == 2 ? 2 : 1;
-    g_batches.store(b);
-  }
-  return b;
-}
-
 // Blocks per sample: at most `pass_waves()` full waves of resident blocks in all (rounded down: a last wave of a
 // few blocks would add the time of a whole wave), at least one, and no block without a chunk.
 inline int64_t blocks_per_sample(int64_t n, int64_t chunks, int64_t resident_total) {
@@ -763,7 +742,11 @@ void launch_kernel(Args a, cudaStream_t stream, bool reward = false) {
     a.counters = ws.counters;
     a.partials = static_cast<double*>(ws.scratch);
   }
+#ifdef SA2VA_CUDA_EMULATION
   SA2VA_LAUNCH(static_cast<unsigned>(a.n * bps), kThreads, stream, KERNEL)(a);
+#else
+  launch_pdl(KERNEL, dim3(static_cast<unsigned>(a.n * bps)), dim3(kThreads), 0, stream, a);
+#endif
   SA2VA_CUDA_CHECK_LAUNCH("mask_pass_kernel");
 }
 
@@ -775,13 +758,8 @@ void launch_vec(const Args& a, bool vec, bool soft, cudaStream_t stream) {
     launch_kernel<mask_pass_kernel<MODE, PT, false>>(a, stream);
   } else if constexpr (kFloatStats) {
     if (a.pred_kind == PRED_LOGITS && !a.want_bce) {
-      if (pass_batches() == 2) {
-        if (soft) launch_kernel<reward_kernel<PT, true, 2>>(a, stream, true);
-        else launch_kernel<reward_kernel<PT, false, 2>>(a, stream, true);
-      } else {
-        if (soft) launch_kernel<reward_kernel<PT, true, 1>>(a, stream, true);
-        else launch_kernel<reward_kernel<PT, false, 1>>(a, stream, true);
-      }
+      if (soft) launch_kernel<reward_kernel<PT, true>>(a, stream, true);
+      else launch_kernel<reward_kernel<PT, false>>(a, stream, true);
     } else {
       launch_kernel<mask_pass_kernel<MODE, PT, true>>(a, stream);
     }

@@ -49,10 +49,6 @@ void mask_stats_cuda(const void* logits, int dtype, const uint8_t* targets, int6
 // up.
 void mask_set_waves(int waves);
 
-// Batches of 4 chunks (2 for fp32) whose loads the reward kernel's main loop issues before any math: 1 or 2; other
-// values: back to the default (SA2VA_MASK_BATCHES, else 1). For A/B measurements; the results are identical.
-void mask_set_batches(int batches);
-
 // The general pass (see above). spec: SPEC_LEN floats (mask_pass.h), or null for all zeros.
 void mask_scores_cpu(const void* pred, int pred_dtype, int pred_kind, const void* target, int target_kind,
                      const void* roi, int roi_kind, int64_t n, int64_t p, int64_t group, float threshold,

@@ -25,6 +25,7 @@
 #include "gae_step.h"
 #include "../common/cuda_check.cuh"
 #include "../common/last_block.cuh"
+#include "../common/pdl.cuh"
 #include "../common/workspace.h"
 
 // Dynamic shared memory; the CPU emulation (native/src/test/cpp/cuda_emu) hands out a buffer per block instead.
@@ -68,6 +69,7 @@ __device__ __forceinline__ float next_value(const GaeArgs& a, int64_t s, int64_t
 }
 
 __global__ void __launch_bounds__(512) gae_kernel(const GaeArgs a) {
+  pdl_wait_and_release();  // see pdl.cuh (a no-op in cooperative launches, which have no PDL attribute)
   GAE_DYN_SMEM(float, smem);  // [2][K][E]
   const int E = blockDim.x, K = blockDim.y, x = threadIdx.x, k = threadIdx.y;
   const int64_t j = static_cast<int64_t>(blockIdx.x) * E + x;
@@ -183,6 +185,7 @@ constexpr int scan_max_threads(int lc) { return lc >= 16 ? 512 : 1024; }  // 16 
 
 template <int LC>
 __global__ void __launch_bounds__(scan_max_threads(LC)) gae_scan_kernel(const GaeArgs a) {
+  pdl_wait_and_release();  // see pdl.cuh (a no-op in cooperative launches, which have no PDL attribute)
   GAE_DYN_SMEM(float2, sm2);  // [2][K][E]
   const int E = blockDim.x, K = blockDim.y, x = threadIdx.x, k = threadIdx.y;
   const int64_t j = static_cast<int64_t>(blockIdx.x) * E + x;
@@ -365,6 +368,7 @@ constexpr int kWarpScanMaxWarps = 16;
 
 template <int LC>
 __global__ void __launch_bounds__(32 * kWarpScanMaxWarps, 1) gae_warp_kernel(const GaeArgs a) {
+  pdl_wait_and_release();  // see pdl.cuh (a no-op in cooperative launches, which have no PDL attribute)
   __shared__ Aff seg[kWarpScanMaxWarps];
   const int lane = threadIdx.x, w = threadIdx.y, W = blockDim.y;
   const int64_t j = blockIdx.x;
@@ -566,7 +570,7 @@ void launch_gae(void (*kernel)(GaeArgs), GaeArgs a, int64_t blocks, dim3 block, 
     void* args[] = {&a};
     SA2VA_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kernel), grid, block, args, smem, stream));
   } else {
-    kernel<<<grid, block, smem, stream>>>(a);
+    launch_pdl(kernel, grid, block, smem, stream, a);
   }
 #endif
   SA2VA_CUDA_CHECK_LAUNCH(name);

@@ -2,6 +2,7 @@ package dev.sa2va.bench;
 
 import dev.sa2va.core.Torch;
 import dev.sa2va.kernels.MaskStatsKernels;
+import dev.sa2va.kernels.NativeLibrary;
 import dev.sa2va.kernels.RlKernels;
 import dev.sa2va.metrics.BitMasks;
 import dev.sa2va.metrics.MaskMetrics;
@@ -33,8 +34,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * and shape, e.g. under ncu.
  * One JSON object per line: {"op", "shape", "form", "device_us", "host_us", "bytes"}; a table on stdout. Op
  * {@code evaluate/waves=W}: the reward kernel launched with W waves of blocks instead of one (MaskStatsKernels
- * .mask_set_waves), an A/B on the same card; {@code evaluate/batches=2}: its main loop with the loads of two batches
- * per round trip (MaskStatsKernels.mask_set_batches).
+ * .mask_set_waves), an A/B on the same card; {@code evaluate/pdl=0}, {@code gae/pdl=0}: launched without
+ * programmatic dependent launch (NativeLibrary.rl_set_pdl), which the default uses on sm_90+.
  */
 public final class RlDeviceTimes {
     static final int REPS = 20, REPEATS = 5;
@@ -113,6 +114,14 @@ public final class RlDeviceTimes {
                     MaskMetrics.Result ev = MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT);
                     emit("evaluate", size, form, () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev),
                             bytes);
+                    // A/B: without programmatic dependent launch (NativeLibrary.rl_set_pdl)
+                    NativeLibrary.rl_set_pdl(0);
+                    try {
+                        emit("evaluate/pdl=0", size, form,
+                                () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev), bytes);
+                    } finally {
+                        NativeLibrary.rl_set_pdl(-1);
+                    }
                     // A/B on the same card: the same call with 1, 2, 4 waves of blocks (default: automatic, see mask_pass.cuh)
                     for (int waves : new int[] {1, 2, 4}) {
                         MaskStatsKernels.mask_set_waves(waves);
@@ -120,19 +129,6 @@ public final class RlDeviceTimes {
                             emit("evaluate/waves=" + waves, size, form,
                                     () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev), bytes);
                         } finally {
-                            MaskStatsKernels.mask_set_waves(0);
-                        }
-                    }
-                    // ... and two batches of loads per round trip (MaskStatsKernels.mask_set_batches), with the
-                    // default waves and with one
-                    for (int waves : new int[] {0, 1}) {
-                        MaskStatsKernels.mask_set_batches(2);
-                        MaskStatsKernels.mask_set_waves(waves);
-                        try {
-                            emit("evaluate/batches=2" + (waves > 0 ? ",waves=" + waves : ""), size, form,
-                                    () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev), bytes);
-                        } finally {
-                            MaskStatsKernels.mask_set_batches(0);
                             MaskStatsKernels.mask_set_waves(0);
                         }
                     }
@@ -172,6 +168,15 @@ public final class RlDeviceTimes {
                     Gae.Result g = Gae.compute(ro, o);
                     emit("gae", size, sch.name().toLowerCase(Locale.ROOT) + "/" + Gae.cudaChunks(s[0], s[1], sch),
                             () -> Gae.compute(ro, o, g), s[0] * s[1] * 17);
+                }
+                // A/B: the default schedule without programmatic dependent launch (NativeLibrary.rl_set_pdl)
+                Gae.Options oa = Gae.Options.CLEANRL;
+                Gae.Result ga = Gae.compute(ro, oa);
+                NativeLibrary.rl_set_pdl(0);
+                try {
+                    emit("gae/pdl=0", size, "auto", () -> Gae.compute(ro, oa, ga), s[0] * s[1] * 17);
+                } finally {
+                    NativeLibrary.rl_set_pdl(-1);
                 }
                 Gae.Options on = Gae.Options.CLEANRL.withNormalize(true, 1e-8);
                 Gae.Result gn = Gae.compute(ro, on);

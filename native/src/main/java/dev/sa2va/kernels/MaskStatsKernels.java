@@ -35,12 +35,6 @@ public class MaskStatsKernels {
      */
     public static native void mask_set_waves(int waves);
 
-    /**
-     * Batches of chunks whose loads the reward kernel's main loop issues before any math, for A/B measurements
-     * (mask_stats.h): 1 or 2, anything else back to the default (SA2VA_MASK_BATCHES, else 1). Results are identical.
-     */
-    public static native void mask_set_batches(int batches);
-
     public static native void mask_scores_cpu(@Const Pointer pred, int predDtype, int predKind, @Const Pointer target,
                                               int targetKind, @Const Pointer roi, int roiKind, @Cast("int64_t") long n,
                                               @Cast("int64_t") long p, @Cast("int64_t") long group, float threshold,

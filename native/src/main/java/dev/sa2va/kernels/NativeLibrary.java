@@ -41,6 +41,12 @@ public class NativeLibrary {
     /** Makes {@code device} current in the library's own CUDA runtime (separate from libtorch's). */
     public static native void cuda_set_device(int device);
 
+    /**
+     * Programmatic dependent launch for the mask-pass and GAE kernels (sm_90+): 1 on, 0 off, -1 back to the default
+     * (SA2VA_RL_PDL, else on). For A/B measurements; results are the same either way.
+     */
+    public static native void rl_set_pdl(int mode);
+
     /** One Philox4x32-10 block (native/src/main/cpp/common/philox.h), for known-answer tests. */
     public static native void philox_block(@Cast("const uint32_t*") int[] ctr, @Cast("uint32_t") int k0,
                                            @Cast("uint32_t") int k1, @Cast("uint32_t*") int[] out);

@@ -28,11 +28,10 @@ esac
 case "$what" in
   all|profile)
     # 3 kernels each (the first calls: warm-up, same code); RlDeviceTimes --only/--size runs just that shape
-    for spec in "evaluate 8x262144 reward_kernel" "evaluate 32x1048576 reward_kernel" \
-                "evaluate 32x1048576 reward_tma_kernel SA2VA_MASK_TMA=1" "gae 2048x16 gae_warp_kernel"; do
+    for spec in "evaluate 8x262144 reward_kernel" "evaluate 32x1048576 reward_kernel" "gae 2048x16 gae_warp_kernel"; do
       set -- $spec
       echo "== ncu: $spec" >> "$OUT/rl-ncu.txt"
-      step 40 "$OUT/rl-ncu.txt" env ${4:-SA2VA_NCU=1} ncu --target-processes all --clock-control none -k "regex:$3" --launch-skip 2 \
+      step 40 "$OUT/rl-ncu.txt" ncu --target-processes all --clock-control none -k "regex:$3" --launch-skip 2 \
         --launch-count 1 --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
         bash .gpu/host.sh java dev.sa2va.bench.RlDeviceTimes /tmp/rl-ncu.jsonl --only "$1" --size "$2"
     done ;;

@@ -219,20 +219,5 @@ int main(int argc, char** argv) {
     sample_case(BF16, MASK_U8, n, p, 0, rng);
   }
   sa2va::mask_set_waves(0);
-  // the TMA pipeline of the reward kernel (mask_set_tma, for measurements): uint8 targets, 16-byte aligned rows;
-  // whole tiles (1024 chunks for 16-bit logits, 512 for fp32), partial tiles, blocks without a whole tile, groups
-  sa2va::mask_set_tma(1);
-  const int64_t tma_shapes[][2] = {{1, 16}, {3, 8 * 1024 * 3}, {2, 8 * (1024 * 5 + 16)}, {4, 8 * 2048}, {2, 8 * 600}};
-  for (int sms : {1, 2}) {
-    g_sms = sms;
-    for (const auto& sh : tma_shapes) {
-      const int64_t n = sh[0], p = sh[1];
-      for (bool soft : {false, true}) scores_case(PRED_LOGITS, BF16, MASK_U8, MASK_NONE, n, p, 1, 0, 0, soft, rng);
-      scores_case(PRED_LOGITS, F32, MASK_U8_NONZERO, MASK_NONE, n, p, 1, 0, 0, true, rng);
-      scores_case(PRED_LOGITS, F16, MASK_U8, MASK_NONE, n, p, n % 2 == 0 ? 2 : 1, 0, 0, false, rng);
-      scores_case(PRED_LOGITS, BF16, MASK_U8, MASK_NONE, n, p, 1, 0, 8, true, rng);  // targets 8-byte aligned only
-    }
-  }
-  sa2va::mask_set_tma(-1);
   return report();
 }

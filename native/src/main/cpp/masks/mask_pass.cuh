@@ -18,13 +18,6 @@
 #include <climits>
 #include <cstdlib>
 #include <type_traits>
-#ifdef SA2VA_CUDA_EMULATION
-#include <cstdio>
-#include <cstring>
-#include <map>
-#include <tuple>
-#include <vector>
-#endif
 #include "mask_pass.h"
 #include "../common/cuda_check.cuh"
 #include "../common/errors.h"
@@ -598,32 +591,6 @@ __device__ __forceinline__ int reward_full_batches(const void* prow, const uint8
   return c0;
 }
 
-// The end of the reward kernels: block totals, then (last block of the sample, or the only one) the scores.
-__device__ __forceinline__ void reward_finish(const Args& a, int n, int part, int bps, const RewardAcc& r) {
-  double* dst = bps > 1 ? a.partials + (static_cast<int64_t>(n) * bps + part) * kAcc : nullptr;
-  const DSums<kAcc> acc = reward_block_totals(r, dst);
-  if (bps > 1) {
-    if (!last_block_arrive(a.counters + n, static_cast<unsigned>(bps))) return;
-    // the last block of the sample: one warp sums the partials (a few hundred records at most) in a fixed order
-    if (threadIdx.x >= 32) return;
-    DSums<kAcc> t;
-#pragma unroll
-    for (int k = 0; k < kAcc; ++k) t.v[k] = 0.0;
-    for (int b = static_cast<int>(threadIdx.x); b < bps; b += 32) {
-      const double* src = a.partials + (static_cast<int64_t>(n) * bps + b) * kAcc;
-#pragma unroll
-      for (int k = 0; k < kAcc; ++k) t.v[k] += load_cg(src + k);
-    }
-    warp_sum(t);
-    if (threadIdx.x == 0) {
-      a.counters[n] = 0u;
-      finish_sample_scores(a, n, t);
-    }
-  } else if (threadIdx.x == 0) {
-    finish_sample_scores(a, n, acc);
-  }
-}
-
 template <typename PT, bool SOFT>
 __global__ void __launch_bounds__(kThreads, 4) reward_kernel(const Args a) {
   pdl_wait_and_release();  // launched with PDL (pdl.cuh): nothing is read before the previous grid is done
@@ -686,186 +653,39 @@ __global__ void __launch_bounds__(kThreads, 4) reward_kernel(const Args a) {
     }
     if (nan) r.c[5] += reload_nan_count<PT, kBatch>(prow, c0, stride, chunks);
   }
-  reward_finish(a, n, part, bps, r);
-}
-
-// ---- the reward kernel on a TMA bulk-copy pipeline (A/B: mask_set_tma) ------------------------------------------
-// Each block streams a contiguous range of its sample through kTmaStages stages of shared memory: one thread issues
-// a stage (two cp.async.bulk copies, logits and uint8 targets of TILE chunks, completing on the stage's mbarrier),
-// every thread waits on the barrier, reads its chunks from shared memory (chunk j·256 + tid of the tile: contiguous
-// per warp) and does the same per-chunk math as the register loop. Why: the register loop keeps a warp's bytes in
-// flight only between its loads and its math, and the cp.async variant (one 16-byte copy per thread and chunk)
-// choked the shared-memory instruction queue (RESULTS.md, run 7); here loads cost one instruction per stage.
-namespace tma {
-#ifdef SA2VA_CUDA_EMULATION
-// Emulated: copies are deferred until a thread waits on their barrier, so reading a stage before its wait, or
-// waiting on a phase nothing was issued for, fails the emulation test instead of passing by luck.
-struct Bar { std::vector<std::tuple<void*, const void*, size_t>> pending; unsigned completed = 0; };
-inline std::map<const void*, Bar>& bars() { static thread_local std::map<const void*, Bar> m; return m; }
-inline void init(uint64_t* b, unsigned) { bars()[b] = Bar{}; }
-inline void fence_init() {}
-inline void fence_proxy() {}
-inline void expect_tx(uint64_t*, unsigned) {}
-inline void bulk_g2s(void* dst, const void* src, unsigned bytes, uint64_t* b) {
-  emu::check_aligned(dst, 16, "cp.async.bulk destination");
-  emu::check_aligned(src, 16, "cp.async.bulk source");
-  if (bytes % 16 != 0) { std::fprintf(stderr, "emu: cp.async.bulk of %u bytes\n", bytes); std::abort(); }
-  bars()[b].pending.emplace_back(dst, src, bytes);
-}
-inline void wait(uint64_t* b, unsigned parity) {
-  Bar& bar = bars()[b];
-  if ((bar.completed & 1u) == parity) {  // the phase waited for has not completed: it needs its copies
-    if (bar.pending.empty()) { std::fprintf(stderr, "emu: mbarrier wait on a phase with no copies\n"); std::abort(); }
-    for (auto& c : bar.pending) std::memcpy(std::get<0>(c), std::get<1>(c), std::get<2>(c));
-    bar.pending.clear();
-    ++bar.completed;
-  }
-}
-#else
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
-__device__ __forceinline__ void init(uint64_t* b, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(b)), "r"(count) : "memory");
-}
-__device__ __forceinline__ void fence_init() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
-// generic-proxy reads of a stage before the async proxy overwrites it
-__device__ __forceinline__ void fence_proxy() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
-__device__ __forceinline__ void expect_tx(uint64_t* b, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(b)), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void bulk_g2s(void* dst, const void* src, unsigned bytes, uint64_t* b) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-               ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(b)) : "memory");
-}
-__device__ __forceinline__ void wait(uint64_t* b, unsigned parity) {
-  const uint32_t addr = smem_u32(b);
-  uint32_t done = 0;
-  do {
-    asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
-                 : "=r"(done) : "r"(addr), "r"(parity) : "memory");
-  } while (!done);
-}
-#endif
-}  // namespace tma
-
-constexpr int kTmaStages = 4;
-template <typename PT> constexpr int tma_tile() { return kThreads * batch_of<PT>(); }  // chunks per stage
-template <typename PT> constexpr int tma_smem_bytes() { return kTmaStages * tma_tile<PT>() * (pred_vec_bytes<PT>() + 8); }
-
-template <typename PT, bool SOFT>
-__global__ void __launch_bounds__(kThreads, 2) reward_tma_kernel(const Args a) {
-  pdl_wait_and_release();
-  constexpr int TILE = tma_tile<PT>(), PB = pred_vec_bytes<PT>(), kBatch = batch_of<PT>(), S = kTmaStages;
-#ifdef SA2VA_CUDA_EMULATION
-  __shared__ __align__(128) unsigned char smem[tma_smem_bytes<PT>()];
-#else
-  extern __shared__ __align__(128) unsigned char smem[];
-#endif
-  __shared__ __align__(8) uint64_t bars[S];
-  const int bps = static_cast<int>(a.bps);
-  const int n = static_cast<int>(blockIdx.x) / bps;
-  const int part = static_cast<int>(blockIdx.x) - n * bps;
-  const int chunks = static_cast<int>(a.pitch);
-  const int tid = static_cast<int>(threadIdx.x);
-  const unsigned char* prow = static_cast<const unsigned char*>(a.pred) + static_cast<int64_t>(n) * chunks * PB;
-  const uint8_t* trow_p = a.target + (n / static_cast<int>(a.group)) * static_cast<int64_t>(chunks) * 8;
-  // a contiguous range of whole tiles per block (the sample's last block takes the partial tile, if any)
-  const int per = ((chunks + bps - 1) / bps + TILE - 1) / TILE * TILE;
-  const int c_begin = part * per < chunks ? part * per : chunks;
-  const int c_end = c_begin + per < chunks ? c_begin + per : chunks;
-  const int tiles = (c_end - c_begin) / TILE;
-  unsigned char* const pst = smem;                           // [S][TILE][PB]
-  unsigned char* const tst = smem + S * TILE * PB;           // [S][TILE][8]
-  if (tid == 0) {
-    for (int s = 0; s < S; ++s) tma::init(&bars[s], 1);
-    tma::fence_init();
-  }
-  __syncthreads();
-  auto issue = [&](int t) {
-    const int s = t % S;
-    const int c = c_begin + t * TILE;
-    tma::expect_tx(&bars[s], TILE * (PB + 8));
-    tma::bulk_g2s(pst + s * TILE * PB, prow + static_cast<int64_t>(c) * PB, TILE * PB, &bars[s]);
-    tma::bulk_g2s(tst + s * TILE * 8, trow_p + static_cast<int64_t>(c) * 8, TILE * 8, &bars[s]);
-  };
-  if (tid == 0) {
-    for (int t = 0; t < S && t < tiles; ++t) issue(t);
-  }
-  RewardAcc r{{0u, 0u, 0u, 0u, 0u, 0u}, {0.0, 0.0}};
-  const bool strict = a.target_kind == MASK_U8;
-  const float thr = a.threshold;
-  for (int t = 0; t < tiles; ++t) {
-    const int s = t % S;
-    tma::wait(&bars[s], static_cast<unsigned>((t / S) & 1));
-    RawPred<PT> raw[kBatch];
-    uint2 traw[kBatch];
+  double* dst = bps > 1 ? a.partials + (static_cast<int64_t>(n) * bps + part) * kAcc : nullptr;
+  const DSums<kAcc> acc = reward_block_totals(r, dst);
+  if (bps > 1) {
+    if (!last_block_arrive(a.counters + n, static_cast<unsigned>(bps))) return;
+    // the last block of the sample: one warp sums the partials (a few hundred records at most) in a fixed order
+    if (threadIdx.x >= 32) return;
+    DSums<kAcc> t;
 #pragma unroll
-    for (int j = 0; j < kBatch; ++j) {
-      raw[j] = *reinterpret_cast<const RawPred<PT>*>(pst + (s * TILE + j * kThreads + tid) * PB);
-      traw[j] = *reinterpret_cast<const uint2*>(tst + (s * TILE + j * kThreads + tid) * 8);
-    }
-    const uint32_t y = u8_batch_bits(traw, strict, r.c[4]);
-    uint32_t h = 0;
-    bool nan = false;
+    for (int k = 0; k < kAcc; ++k) t.v[k] = 0.0;
+    for (int b = static_cast<int>(threadIdx.x); b < bps; b += 32) {
+      const double* src = a.partials + (static_cast<int64_t>(n) * bps + b) * kAcc;
 #pragma unroll
-    for (int j = 0; j < kBatch; ++j) {
-      float v[8];
-      decode(raw[j], v);
-      float sp = 0.0f, spy = 0.0f, any;
-      h |= logit_sums<SOFT>(v, thr, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
-      nan |= any != any;
-      if constexpr (SOFT) {
-        r.f[0] += spy;
-        r.f[1] += sp;
-      }
+      for (int k = 0; k < kAcc; ++k) t.v[k] += load_cg(src + k);
     }
-    r.c[0] += __popc(h & y);
-    r.c[1] += __popc(h & ~y);
-    r.c[2] += __popc(~h & y);
-    r.c[3] += 8 * kBatch;
-    if (nan) r.c[5] += reload_nan_count<PT, kBatch>(prow, c_begin + t * TILE + tid, kThreads, chunks);
-    __syncthreads();  // every thread is done with stage s
-    if (tid == 0 && t + S < tiles) {
-      tma::fence_proxy();
-      issue(t + S);
+    warp_sum(t);
+    if (threadIdx.x == 0) {
+      a.counters[n] = 0u;
+      finish_sample_scores(a, n, t);
     }
+  } else if (threadIdx.x == 0) {
+    finish_sample_scores(a, n, acc);
   }
-  // the partial tile: one chunk at a time, from global memory
-  for (int c = c_begin + tiles * TILE + tid; c < c_end; c += kThreads) {
-    RawPred<PT> raw;
-    ld_raw(prow, c, raw);
-    const uint32_t y = raw_mask_bits(ld_raw_mask(trow_p, a.target_kind, c), a.target_kind, r.c[4]);
-    float v[8];
-    decode(raw, v);
-    float sp = 0.0f, spy = 0.0f, any;
-    const uint32_t h = logit_sums<SOFT>(v, thr, y, 0xffu, sp, spy, any);
-    if (any != any) r.c[5] += nan_count(v);
-    if constexpr (SOFT) {
-      r.f[0] += spy;
-      r.f[1] += sp;
-    }
-    const ChunkCounts cc = count_bits(h, y, 0xffu);
-    r.c[0] += cc.tp;
-    r.c[1] += cc.fp;
-    r.c[2] += cc.fn;
-    r.c[3] += cc.cnt;
-  }
-  reward_finish(a, n, part, bps, r);
 }
 
 inline bool aligned_to(const void* p, uintptr_t k) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % k == 0; }
 inline bool is_u8_kind(int kind) { return kind == MASK_U8 || kind == MASK_U8_NONZERO; }
 
 // Resident blocks per SM of one kernel instantiation (asked once).
-// (smem: the dynamic shared memory the instantiation always launches with; set as its limit first, since the
-// default limit is 48 KB minus the static shared memory: see lora.cu's allow_smem)
 template <auto KERNEL>
-int resident_blocks(size_t smem = 0) {
-  static int cached = [smem] {
+int resident_blocks() {
+  static int cached = [] {
     int b = 0;
-#ifndef SA2VA_CUDA_EMULATION
-    if (smem > 0) SA2VA_CUDA_CHECK(cudaFuncSetAttribute(KERNEL, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-#endif
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, KERNEL, kThreads, smem) != cudaSuccess) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, KERNEL, kThreads, 0) != cudaSuccess) {
       cudaGetLastError();
       b = 0;
     }
@@ -898,18 +718,6 @@ inline int pass_waves(bool reward, int64_t total_chunks, int64_t one_wave_blocks
   return reward && total_chunks >= one_wave_blocks * kThreads * 16 ? 2 : 1;
 }
 
-// The reward kernel's TMA pipeline (mask_set_tma; SA2VA_MASK_TMA=1; default off until measured).
-inline std::atomic<int> g_tma{-1};  // -1: not read yet
-inline bool pass_tma() {
-  int v = g_tma.load();
-  if (v < 0) {
-    const char* env = std::getenv("SA2VA_MASK_TMA");
-    v = env && env[0] == '1' ? 1 : 0;
-    g_tma.store(v);
-  }
-  return v == 1;
-}
-
 // Blocks per sample: at most `pass_waves()` full waves of resident blocks in all (rounded down: a last wave of a
 // few blocks would add the time of a whole wave), at least one, and no block without a chunk.
 inline int64_t blocks_per_sample(int64_t n, int64_t chunks, int64_t resident_total) {
@@ -922,8 +730,8 @@ inline int64_t blocks_per_sample(int64_t n, int64_t chunks, int64_t resident_tot
 // several.
 // reward: the reward kernel (automatic waves, see pass_waves).
 template <auto KERNEL>
-void launch_kernel(Args a, cudaStream_t stream, bool reward = false, size_t smem = 0) {
-  const int64_t one_wave = static_cast<int64_t>(device_sm_count()) * resident_blocks<KERNEL>(smem);
+void launch_kernel(Args a, cudaStream_t stream, bool reward = false) {
+  const int64_t one_wave = static_cast<int64_t>(device_sm_count()) * resident_blocks<KERNEL>();
   const int64_t target_blocks = one_wave * pass_waves(reward, a.n * a.pitch, one_wave);
   const int64_t bps = blocks_per_sample(a.n, a.pitch, target_blocks);
   a.bps = bps;
@@ -937,7 +745,7 @@ void launch_kernel(Args a, cudaStream_t stream, bool reward = false, size_t smem
 #ifdef SA2VA_CUDA_EMULATION
   SA2VA_LAUNCH(static_cast<unsigned>(a.n * bps), kThreads, stream, KERNEL)(a);
 #else
-  launch_pdl(KERNEL, dim3(static_cast<unsigned>(a.n * bps)), dim3(kThreads), smem, stream, a);
+  launch_pdl(KERNEL, dim3(static_cast<unsigned>(a.n * bps)), dim3(kThreads), 0, stream, a);
 #endif
   SA2VA_CUDA_CHECK_LAUNCH("mask_pass_kernel");
 }
@@ -950,17 +758,8 @@ void launch_vec(const Args& a, bool vec, bool soft, cudaStream_t stream) {
     launch_kernel<mask_pass_kernel<MODE, PT, false>>(a, stream);
   } else if constexpr (kFloatStats) {
     if (a.pred_kind == PRED_LOGITS && !a.want_bce) {
-      // the TMA pipeline: uint8 targets without a region, every row 16-byte aligned (bulk copies)
-      const bool tma = pass_tma() && is_u8_kind(a.target_kind) && a.roi_kind == MASK_NONE && aligned_to(a.target, 16) &&
-                       a.pitch % 2 == 0;
-      if (tma) {
-        if (soft) launch_kernel<reward_tma_kernel<PT, true>>(a, stream, true, tma_smem_bytes<PT>());
-        else launch_kernel<reward_tma_kernel<PT, false>>(a, stream, true, tma_smem_bytes<PT>());
-      } else if (soft) {
-        launch_kernel<reward_kernel<PT, true>>(a, stream, true);
-      } else {
-        launch_kernel<reward_kernel<PT, false>>(a, stream, true);
-      }
+      if (soft) launch_kernel<reward_kernel<PT, true>>(a, stream, true);
+      else launch_kernel<reward_kernel<PT, false>>(a, stream, true);
     } else {
       launch_kernel<mask_pass_kernel<MODE, PT, true>>(a, stream);
     }

@@ -154,7 +154,6 @@ void mask_pack_cuda(const uint8_t* src, int64_t n, int64_t p, uint8_t* out, int6
 }
 
 void mask_set_waves(int waves) { maskpass::g_waves.store(waves >= 1 && waves <= 16 ? waves : 0); }
-void mask_set_tma(int mode) { maskpass::g_tma.store(mode == 0 || mode == 1 ? mode : -1); }
 
 void mask_unpack_cuda(const uint8_t* bits, int64_t n, int64_t p, uint8_t* out, cudaStream_t stream) {
   SA2VA_CHECK_ARG(bits && out, "mask_unpack_cuda: null pointer");
@@ -182,7 +181,6 @@ void mask_loss_grad_cuda(const void*, int, const void*, int, const void*, int, i
 void mask_pack_cuda(const uint8_t*, int64_t, int64_t, uint8_t*, int64_t*, cudaStream_t) { fail_no_cuda("mask_pack_cuda"); }
 void mask_unpack_cuda(const uint8_t*, int64_t, int64_t, uint8_t*, cudaStream_t) { fail_no_cuda("mask_unpack_cuda"); }
 void mask_set_waves(int) {}
-void mask_set_tma(int) {}
 }  // namespace sa2va
 
 #endif

@@ -49,10 +49,6 @@ void mask_stats_cuda(const void* logits, int dtype, const uint8_t* targets, int6
 // up.
 void mask_set_waves(int waves);
 
-// The reward kernel's TMA bulk-copy pipeline (uint8 targets without a region, 16-byte aligned rows): 1 on, 0 off,
-// anything else back to the default (SA2VA_MASK_TMA=1, else off). For A/B measurements.
-void mask_set_tma(int mode);
-
 // The general pass (see above). spec: SPEC_LEN floats (mask_pass.h), or null for all zeros.
 void mask_scores_cpu(const void* pred, int pred_dtype, int pred_kind, const void* target, int target_kind,
                      const void* roi, int roi_kind, int64_t n, int64_t p, int64_t group, float threshold,

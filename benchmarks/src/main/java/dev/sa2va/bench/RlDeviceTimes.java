@@ -35,8 +35,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * One JSON object per line: {"op", "shape", "form", "device_us", "host_us", "bytes"}; a table on stdout. Op
  * {@code evaluate/waves=W}: the reward kernel launched with W waves of blocks instead of one (MaskStatsKernels
  * .mask_set_waves), an A/B on the same card; {@code evaluate/pdl=0}, {@code gae/pdl=0}: launched without
- * programmatic dependent launch (NativeLibrary.rl_set_pdl), which the default uses on sm_90+; {@code evaluate/tma}: the
- * reward kernel's TMA bulk-copy pipeline (MaskStatsKernels.mask_set_tma).
+ * programmatic dependent launch (NativeLibrary.rl_set_pdl), which the default uses on sm_90+.
  */
 public final class RlDeviceTimes {
     static final int REPS = 20, REPEATS = 5;
@@ -122,21 +121,6 @@ public final class RlDeviceTimes {
                                 () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev), bytes);
                     } finally {
                         NativeLibrary.rl_set_pdl(-1);
-                    }
-                    // A/B: the TMA bulk-copy pipeline (MaskStatsKernels.mask_set_tma; uint8 targets only), with the
-                    // automatic waves and with one
-                    if (!bits) {
-                        for (int waves : new int[] {0, 1}) {
-                            MaskStatsKernels.mask_set_tma(1);
-                            MaskStatsKernels.mask_set_waves(waves);
-                            try {
-                                emit("evaluate/tma" + (waves > 0 ? ",waves=" + waves : ""), size, form,
-                                        () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev), bytes);
-                            } finally {
-                                MaskStatsKernels.mask_set_tma(-1);
-                                MaskStatsKernels.mask_set_waves(0);
-                            }
-                        }
                     }
                     // A/B on the same card: the same call with 1, 2, 4 waves of blocks (default: automatic, see mask_pass.cuh)
                     for (int waves : new int[] {1, 2, 4}) {

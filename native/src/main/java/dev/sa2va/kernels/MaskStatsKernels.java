@@ -35,12 +35,6 @@ public class MaskStatsKernels {
      */
     public static native void mask_set_waves(int waves);
 
-    /**
-     * The reward kernel's TMA bulk-copy pipeline, for A/B measurements (mask_stats.h): 1 on, 0 off, anything else
-     * back to the default (SA2VA_MASK_TMA=1, else off).
-     */
-    public static native void mask_set_tma(int mode);
-
     public static native void mask_scores_cpu(@Const Pointer pred, int predDtype, int predKind, @Const Pointer target,
                                               int targetKind, @Const Pointer roi, int roiKind, @Cast("int64_t") long n,
                                               @Cast("int64_t") long p, @Cast("int64_t") long group, float threshold,

@@ -1,4 +1,5 @@
-// Programmatic dependent launch (sm_90+) for the mask-pass and GAE kernels (lora.cu has its own switch, lora_set_pdl).
+// Programmatic dependent launch (sm_90+), for the LoRA kernels (switch: lora_set_pdl) and the mask-pass and GAE
+// kernels (switch: rl_set_pdl).
 //
 // A kernel launched with the PDL attribute may start while the kernel before it in the stream is still running;
 // it waits (griddepcontrol.wait) for that grid to finish and flush before touching global memory, then lets the
@@ -8,6 +9,7 @@
 // pdl_wait_and_release().
 #pragma once
 #include <cuda_runtime.h>
+#include "cuda_check.cuh"
 
 __device__ __forceinline__ void pdl_wait_and_release() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -18,16 +20,28 @@ __device__ __forceinline__ void pdl_wait_and_release() {
 
 namespace sa2va {
 
-// rl_set_pdl (sa2va_api.h) and a device of compute capability 9 or more.
+// Whether the current device has programmatic dependent launch (compute capability 9 or more); asked once per device.
+inline bool device_has_pdl() {
+  static int major[64] = {0};
+  int dev = 0;
+  SA2VA_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= 64) return false;
+  if (major[dev] == 0) SA2VA_CUDA_CHECK(cudaDeviceGetAttribute(&major[dev], cudaDevAttrComputeCapabilityMajor, dev));
+  return major[dev] >= 9;
+}
+
+// rl_set_pdl (sa2va_api.h) and device_has_pdl().
 bool rl_pdl_enabled();
 
 #ifndef SA2VA_CUDA_EMULATION
-// kernel<<<grid, block, smem, stream>>>(args...), with the PDL attribute when rl_pdl_enabled().
+// kernel<<<grid, block, smem, stream>>>(args...), with the PDL attribute when `pdl`. Returns the error of
+// cudaLaunchKernelEx (a plain launch reports through cudaGetLastError, as always).
 template <typename... KArgs, typename... Args>
-void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args... args) {
-  if (!rl_pdl_enabled()) {
+cudaError_t launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, bool pdl,
+                       Args... args) {
+  if (!pdl) {
     kernel<<<grid, block, smem, stream>>>(args...);
-    return;
+    return cudaSuccess;
   }
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
@@ -39,8 +53,7 @@ void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cu
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  // errors surface through the caller's SA2VA_CUDA_CHECK_LAUNCH (cudaGetLastError)
-  (void)cudaLaunchKernelEx(&cfg, kernel, args...);
+  return cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 #endif
 

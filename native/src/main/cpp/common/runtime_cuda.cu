@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <mutex>
 #include "cuda_check.cuh"
+#include "pdl.cuh"
 
 namespace sa2va {
 bool built_with_cuda() { return true; }
@@ -48,13 +49,7 @@ bool rl_pdl_enabled() {
     v = (env && env[0] == '0') ? 0 : 1;
     g_rl_pdl.store(v);
   }
-  if (!v) return false;
-  static int major[64] = {0};
-  int dev = 0;
-  SA2VA_CUDA_CHECK(cudaGetDevice(&dev));
-  if (dev < 0 || dev >= 64) return false;
-  if (major[dev] == 0) SA2VA_CUDA_CHECK(cudaDeviceGetAttribute(&major[dev], cudaDevAttrComputeCapabilityMajor, dev));
-  return major[dev] >= 9;
+  return v && device_has_pdl();
 }
 }  // namespace sa2va
 

@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 #include "../common/cuda_check.cuh"
+#include "../common/pdl.cuh"
 #include "../common/last_block.cuh"
 #include "../common/workspace.h"
 #include "lora_dropout.h"
@@ -112,16 +113,9 @@ __device__ __forceinline__ void store_vec(T* p, const T (&v)[vec_of<T>()]) {
 
 __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// Programmatic dependent launch (sm_90+): every kernel here waits for the grids before it to finish and flush
-// before touching global memory, then lets the next grid of the stream launch right away. The next kernel's launch
-// latency then overlaps this kernel's tail instead of adding a gap (a few microseconds per launch, as much as a
-// small LoRA kernel's work). Both instructions are no-ops for grids launched without the PDL attribute.
-__device__ __forceinline__ void pdl_wait_and_release() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
+// Programmatic dependent launch (sm_90+, common/pdl.cuh): every kernel here starts with pdl_wait_and_release(), so
+// the next kernel's launch latency overlaps this kernel's tail instead of adding a gap (a few microseconds per
+// launch, as much as a small LoRA kernel's work).
 
 // Dropout keep bits for VEC consecutive flat indices starting at `first` (any alignment).
 __device__ __forceinline__ uint32_t keep_bits(uint64_t seed, uint64_t offset, uint32_t p16, uint64_t first, int n) {
@@ -1434,13 +1428,7 @@ bool pdl_enabled() {
     v = (env && env[0] == '0') ? 0 : 1;
     g_pdl.store(v);
   }
-  if (!v) return false;
-  static int major[64] = {0};
-  int dev = 0;
-  SA2VA_CUDA_CHECK(cudaGetDevice(&dev));
-  if (dev < 0 || dev >= 64) return false;
-  if (major[dev] == 0) SA2VA_CUDA_CHECK(cudaDeviceGetAttribute(&major[dev], cudaDevAttrComputeCapabilityMajor, dev));
-  return major[dev] >= 9;
+  return v && device_has_pdl();
 }
 
 #ifdef SA2VA_CUDA_EMULATION
@@ -1470,21 +1458,7 @@ void launch_kernel_smem(void (*kernel)(KArgs...), dim3 grid, size_t smem, cudaSt
   }
   SA2VA_LAUNCH(grid, kThreads, stream, kernel)(args...);
 #else
-  if (pdl_enabled()) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    SA2VA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
-  } else {
-    kernel<<<grid, kThreads, smem, stream>>>(args...);
-  }
+  SA2VA_CUDA_CHECK(launch_pdl(kernel, grid, dim3(kThreads), smem, stream, pdl_enabled(), args...));
 #endif
   SA2VA_CUDA_CHECK_LAUNCH(name);
 }

@@ -745,7 +745,7 @@ void launch_kernel(Args a, cudaStream_t stream, bool reward = false) {
 #ifdef SA2VA_CUDA_EMULATION
   SA2VA_LAUNCH(static_cast<unsigned>(a.n * bps), kThreads, stream, KERNEL)(a);
 #else
-  launch_pdl(KERNEL, dim3(static_cast<unsigned>(a.n * bps)), dim3(kThreads), 0, stream, a);
+  SA2VA_CUDA_CHECK(launch_pdl(KERNEL, dim3(static_cast<unsigned>(a.n * bps)), dim3(kThreads), 0, stream, rl_pdl_enabled(), a));
 #endif
   SA2VA_CUDA_CHECK_LAUNCH("mask_pass_kernel");
 }

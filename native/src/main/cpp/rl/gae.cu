@@ -570,7 +570,7 @@ void launch_gae(void (*kernel)(GaeArgs), GaeArgs a, int64_t blocks, dim3 block, 
     void* args[] = {&a};
     SA2VA_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kernel), grid, block, args, smem, stream));
   } else {
-    launch_pdl(kernel, grid, block, smem, stream, a);
+    SA2VA_CUDA_CHECK(launch_pdl(kernel, grid, block, smem, stream, rl_pdl_enabled(), a));
   }
 #endif
   SA2VA_CUDA_CHECK_LAUNCH(name);

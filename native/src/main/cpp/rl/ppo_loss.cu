@@ -299,16 +299,7 @@ __global__ void __launch_bounds__(kThreads, U == 2 ? 3 : 2) ppo_main_kernel(cons
         gv[k] = w * a.c.vf * t.dv;
         gh[k] = -w * a.c.ent;
         const float h = has_h ? hh[u][k] : 0.0f;
-        f[0] += w * t.pg;
-        f[1] += w * t.v;
-        f[2] += w * h;
-        f[3] += w * t.kl;
-        f[4] += t.approx_kl;
-        f[5] += t.old_kl;
-        f[6] += t.clipped;
-        f[7] += t.clip_active;
-        f[8] += t.kl;
-        f[9] += h;
+        add_token_sums(f, t, w, h);
       }
 #pragma unroll
       for (int k = 0; k < kMainAcc; ++k) s[k] += f[k];
@@ -444,13 +435,7 @@ __global__ void __launch_bounds__(kThreads, 3) ppo_grpo_stash_kernel(const PpoAr
         const PpoToken t = ppo_token(lp[u][k], lo[u][k], A, has_ref, has_ref ? rf[u][k] : 0.0f, false, 0.0f, 0.0f,
                                      0.0f, a.c);
         gl[k] = w * (t.dpg + a.c.beta * t.dkl);
-        f[0] += w * t.pg;
-        f[3] += w * t.kl;
-        f[4] += t.approx_kl;
-        f[5] += t.old_kl;
-        f[6] += t.clipped;
-        f[7] += t.clip_active;
-        f[8] += t.kl;
+        add_policy_sums(f, t, w);
       }
       // value and entropy terms (1, 2, 9) stay zero: GRPO-shaped calls have neither
       s[0] += f[0];

@@ -87,16 +87,7 @@ void ppo_loss_cpu(const float* logp, const float* logp_old, const float* adv, in
         if (has_v) dvalue[i] = wf * c.vf * t.dv;
         if (dentropy) dentropy[i] = -wf * c.ent;
         const double h = entropy ? entropy[i] : 0.0;
-        s[0] += w * t.pg;
-        s[1] += w * t.v;
-        s[2] += w * h;
-        s[3] += w * t.kl;
-        s[4] += t.approx_kl;
-        s[5] += t.old_kl;
-        s[6] += t.clipped;
-        s[7] += t.clip_active;
-        s[8] += t.kl;
-        s[9] += h;
+        add_token_sums(s.data(), t, w, h);
       }
     }
   });

@@ -65,4 +65,25 @@ SA2VA_HD PpoToken ppo_token(float logp, float logp_old, float A, bool has_ref, f
   return t;
 }
 
+// A token's terms added to the ten sums that become the scalars (ppo_loss.h order: policy, value, entropy and
+// reference-KL losses weighted by w; approx KL, KL to the old policy, clipped, clip active, KL and entropy unweighted).
+// add_policy_sums is the part without value and entropy (GRPO-shaped calls have neither).
+template <typename Acc>
+SA2VA_HD void add_policy_sums(Acc* s, const PpoToken& t, Acc w) {
+  s[0] += w * t.pg;
+  s[3] += w * t.kl;
+  s[4] += t.approx_kl;
+  s[5] += t.old_kl;
+  s[6] += t.clipped;
+  s[7] += t.clip_active;
+  s[8] += t.kl;
+}
+template <typename Acc>
+SA2VA_HD void add_token_sums(Acc* s, const PpoToken& t, Acc w, Acc h) {
+  add_policy_sums(s, t, w);
+  s[1] += w * t.v;
+  s[2] += w * h;
+  s[9] += h;
+}
+
 }  // namespace sa2va

@@ -10,39 +10,33 @@ mkdir -p "$OUT"
 CXX=${CXX:-g++}
 FLAGS=(-std=c++17 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -Wall -Wno-unknown-pragmas
        -Wno-unused-function -pthread -DSA2VA_CUDA_EMULATION -I"$HERE/cuda_emu" -I"$SRC")
-BIN="$OUT/lora_emu_test"
-newest=$(find "$SRC/lora" "$SRC/common" "$HERE" -type f -newer "$BIN" 2>/dev/null | head -1 || true)
-if [ ! -x "$BIN" ] || [ -n "$newest" ]; then
-  "$CXX" "${FLAGS[@]}" -x c++ "$SRC/lora/lora.cu" "$SRC/common/workspace.cu" -x none "$SRC/lora/lora_cpu.cpp" \
-    "$SRC/common/runtime.cpp" \
-    "$HERE/lora_emu_test.cpp" -o "$BIN"
-fi
-SA2VA_NUM_THREADS=${SA2VA_NUM_THREADS:-2} ASAN_OPTIONS=detect_leaks=0 "$BIN" "$@"
+ARGS=("$@")
 
+# emu_test NAME DIR CUDA_SOURCE... -- CPU_SOURCE...: builds $OUT/NAME from HERE/NAME.cpp, the CUDA sources (under
+# SRC, compiled as C++ for the emulation) and their CPU implementations, when it is missing or a file under SRC/DIR,
+# SRC/common or HERE is newer; then runs it with this script's arguments.
+emu_test() {
+  local name=$1 dir=$2 cu=() cpp=()
+  shift 2
+  while [ "$1" != "--" ]; do cu+=("$SRC/$1"); shift; done
+  shift
+  for f in "$@"; do cpp+=("$SRC/$f"); done
+  local bin="$OUT/$name"
+  local newest
+  newest=$(find "$SRC/$dir" "$SRC/common" "$HERE" -type f -newer "$bin" 2>/dev/null | head -1 || true)
+  if [ ! -x "$bin" ] || [ -n "$newest" ]; then
+    "$CXX" "${FLAGS[@]}" -x c++ "${cu[@]}" "$SRC/common/workspace.cu" -x none "${cpp[@]}" "$SRC/common/runtime.cpp" \
+      "$HERE/$name.cpp" -o "$bin"
+  fi
+  SA2VA_NUM_THREADS=${SA2VA_NUM_THREADS:-2} ASAN_OPTIONS=detect_leaks=0 "$bin" ${ARGS[@]+"${ARGS[@]}"}
+}
+
+# LoRA (lora/lora.cu: every product, dropout, multi-adapter) against lora/lora_cpu.cpp.
+emu_test lora_emu_test lora lora/lora.cu -- lora/lora_cpu.cpp
 # The mask pass (statistics, rewards, sampling) of masks/mask_pass.cuh against masks/*_cpu.cpp.
-MBIN="$OUT/mask_emu_test"
-newest=$(find "$SRC/masks" "$SRC/common" "$HERE" -type f -newer "$MBIN" 2>/dev/null | head -1 || true)
-if [ ! -x "$MBIN" ] || [ -n "$newest" ]; then
-  "$CXX" "${FLAGS[@]}" -x c++ "$SRC/masks/mask_stats.cu" "$SRC/masks/mask_policy.cu" "$SRC/common/workspace.cu" \
-    -x none "$SRC/masks/mask_stats_cpu.cpp" "$SRC/masks/mask_policy_cpu.cpp" "$SRC/common/runtime.cpp" \
-    "$HERE/mask_emu_test.cpp" -o "$MBIN"
-fi
-SA2VA_NUM_THREADS=${SA2VA_NUM_THREADS:-2} ASAN_OPTIONS=detect_leaks=0 "$MBIN" "$@"
-
+emu_test mask_emu_test masks masks/mask_stats.cu masks/mask_policy.cu -- masks/mask_stats_cpu.cpp \
+  masks/mask_policy_cpu.cpp
 # GAE (rl/gae.cu: every schedule, the cooperative normalisation) against rl/gae_cpu.cpp.
-GBIN="$OUT/gae_emu_test"
-newest=$(find "$SRC/rl" "$SRC/common" "$HERE" -type f -newer "$GBIN" 2>/dev/null | head -1 || true)
-if [ ! -x "$GBIN" ] || [ -n "$newest" ]; then
-  "$CXX" "${FLAGS[@]}" -x c++ "$SRC/rl/gae.cu" "$SRC/common/workspace.cu" -x none "$SRC/rl/gae_cpu.cpp" \
-    "$SRC/common/runtime.cpp" "$HERE/gae_emu_test.cpp" -o "$GBIN"
-fi
-SA2VA_NUM_THREADS=${SA2VA_NUM_THREADS:-2} ASAN_OPTIONS=detect_leaks=0 "$GBIN" "$@"
-
+emu_test gae_emu_test rl rl/gae.cu -- rl/gae_cpu.cpp
 # The PPO loss of rl/ppo_loss.cu (both GRPO schedules, the CleanRL path) against rl/ppo_loss_cpu.cpp.
-PBIN="$OUT/ppo_emu_test"
-newest=$(find "$SRC/rl" "$SRC/common" "$HERE" -type f -newer "$PBIN" 2>/dev/null | head -1 || true)
-if [ ! -x "$PBIN" ] || [ -n "$newest" ]; then
-  "$CXX" "${FLAGS[@]}" -x c++ "$SRC/rl/ppo_loss.cu" "$SRC/common/workspace.cu" -x none "$SRC/rl/ppo_loss_cpu.cpp" \
-    "$SRC/common/runtime.cpp" "$HERE/ppo_emu_test.cpp" -o "$PBIN"
-fi
-SA2VA_NUM_THREADS=${SA2VA_NUM_THREADS:-2} ASAN_OPTIONS=detect_leaks=0 "$PBIN" "$@"
+emu_test ppo_emu_test rl rl/ppo_loss.cu -- rl/ppo_loss_cpu.cpp

@@ -90,9 +90,10 @@ __device__ __forceinline__ DSums<K> sum_partials(const double* partials, unsigne
   return block_sum_any<K>(t);
 }
 
-// Called by every thread after thread 0 stored this block's partial. True (in all threads) for the block
-// that arrives last among `expected`; that block then sees every other block's partial. Resetting the
-// counter is the caller's job (thread 0 of the last block, after reading).
+// Called by every thread after this block's partial was stored: by thread 0, or by any threads followed by a
+// __syncthreads() (thread 0's fence below then publishes their stores too, as in cooperative groups' grid sync).
+// True (in all threads) for the block that arrives last among `expected`; that block then sees every other block's
+// partial. Resetting the counter is the caller's job (thread 0 of the last block, after reading).
 __device__ __forceinline__ bool last_block_arrive(unsigned* counter, unsigned expected) {
   __shared__ bool s_last;
   if (block_tid() == 0) {

@@ -147,15 +147,19 @@ template <> struct RawPred<float> { uint4 q[2]; };
 template <> struct RawPred<uint8_t> { uint2 q; };
 template <> struct RawPred<PackedTag> { uint32_t q; };
 
-__device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<bf16_t>& r) { r.q = __ldg(static_cast<const uint4*>(b) + g); }
-__device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<f16_t>& r) { r.q = __ldg(static_cast<const uint4*>(b) + g); }
+// Every input of a pass is read exactly once, so the loads are streaming (ld.global.cs, evict-first): they do not
+// push the caller's other data out of L2. Measured on the H200 (2026-12-03, reward kernel at 32x1M bf16 + u8):
+// 0.5-0.6 us faster than __ldg (ld.global.nc); a read-only stream of the same bytes 23.0-23.5 us against 25.6-25.9.
+template <typename T> __device__ __forceinline__ T ld_once(const T* p) { return __ldcs(p); }
+__device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<bf16_t>& r) { r.q = ld_once(static_cast<const uint4*>(b) + g); }
+__device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<f16_t>& r) { r.q = ld_once(static_cast<const uint4*>(b) + g); }
 __device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<float>& r) {
   const uint4* q = static_cast<const uint4*>(b) + 2 * g;
-  r.q[0] = __ldg(q);
-  r.q[1] = __ldg(q + 1);
+  r.q[0] = ld_once(q);
+  r.q[1] = ld_once(q + 1);
 }
-__device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<uint8_t>& r) { r.q = __ldg(static_cast<const uint2*>(b) + g); }
-__device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<PackedTag>& r) { r.q = __ldg(static_cast<const uint8_t*>(b) + g); }
+__device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<uint8_t>& r) { r.q = ld_once(static_cast<const uint2*>(b) + g); }
+__device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<PackedTag>& r) { r.q = ld_once(static_cast<const uint8_t*>(b) + g); }
 
 __device__ __forceinline__ void decode(const RawPred<float>& r, float* v) {
   v[0] = __uint_as_float(r.q[0].x); v[1] = __uint_as_float(r.q[0].y); v[2] = __uint_as_float(r.q[0].z); v[3] = __uint_as_float(r.q[0].w);
@@ -218,8 +222,8 @@ __device__ __forceinline__ uint32_t u8_batch_bits(uint2 (&u)[B], bool strict, ui
   return bits;
 }
 __device__ __forceinline__ uint2 ld_raw_mask(const uint8_t* base, int kind, int64_t g) {
-  if (kind == MASK_PACKED) return make_uint2(__ldg(base + g), 0u);
-  return __ldg(reinterpret_cast<const uint2*>(base) + g);
+  if (kind == MASK_PACKED) return make_uint2(ld_once(base + g), 0u);
+  return ld_once(reinterpret_cast<const uint2*>(base) + g);
 }
 
 // ---- lean per-pixel math of the vector path for logits ---------------------------------------------------------
@@ -500,7 +504,9 @@ __device__ __forceinline__ void warp_reduce(RewardAcc& a) {
 
 // The block's totals in kAcc layout (tp, fp, fn, cnt, bad target, bad prediction, sum p*y, sum p, 0), in every
 // thread; component k summed over the warps by thread k, which also stores it to dst[k] when dst is not null
-// (the block's partial record, visible to the other blocks before the barrier returns). Smaller than block_sum
+// (the block's partial record). The stores need no fence of their own: the barrier at the end orders them before
+// last_block_arrive's fence in thread 0, which publishes them to the other blocks (the pattern of cooperative
+// groups' grid sync); one fence per block instead of one per storing thread. Smaller than block_sum
 // over kAcc doubles (no second warp reduction, no shuffles of the counts): this code runs cold at the start
 // of every block's epilogue.
 __device__ __forceinline__ DSums<kAcc> reward_block_totals(RewardAcc a, double* dst) {
@@ -514,10 +520,7 @@ __device__ __forceinline__ DSums<kAcc> reward_block_totals(RewardAcc a, double* 
     double t = 0.0;
     for (int w = 0; w < kThreads / 32; ++w) t += k < 6 ? static_cast<double>(s_warp[w].c[k]) : (k < 8 ? s_warp[w].f[k - 6] : 0.0);
     s_tot.v[k] = t;
-    if (dst) {
-      dst[k] = t;
-      __threadfence();
-    }
+    if (dst) dst[k] = t;
   }
   __syncthreads();
   return s_tot;
@@ -694,13 +697,10 @@ int resident_blocks() {
   return cached;
 }
 
-// Full waves of resident blocks per launch (mask_set_waves; SA2VA_MASK_WAVES, 1..16). Unset, the reward kernel
-// takes 2 waves for large inputs (at least 16 chunks per thread with one wave) and the other kernels 1. Why: with one
-// wave the reward kernel's SMs were active only 75-77% of its elapsed cycles on the H200 (blocks finish unevenly);
-// with two the block scheduler hands the second half to the SMs that finish first. Measured on the H200
-// (RlDeviceTimes, 2026-12-03): 32x1M bf16 + u8 37.61 -> 36.17 us, bit-packed targets 36.01 -> 34.02 us; but small
-// inputs got slower (16x262144: 10.14 -> 13.93 us, one batch per thread: a second wave only adds block start-ups and
-// partials), and 4 or 8 waves were slower everywhere.
+// Full waves of resident blocks per launch (mask_set_waves; SA2VA_MASK_WAVES, 1..16). Unset: one wave. Two waves
+// for large reward inputs were the default for a while (37.61 -> 36.17 us at 32x1M, 2026-12-03), but that gain came
+// from hiding the slow epilogue of a kernel with a division subroutine in it (see div_nocall in mask_pass.h): without
+// it one wave is faster again (RESULTS.md, "Session 6"); 4 or 8 waves were slower everywhere.
 inline std::atomic<int> g_waves{0};  // 0: not read yet, -1: unset (automatic), 1..16: fixed
 inline int pass_waves_setting() {
   int w = g_waves.load();
@@ -712,10 +712,9 @@ inline int pass_waves_setting() {
   }
   return w;
 }
-inline int pass_waves(bool reward, int64_t total_chunks, int64_t one_wave_blocks) {
+inline int pass_waves() {
   const int w = pass_waves_setting();
-  if (w > 0) return w;
-  return reward && total_chunks >= one_wave_blocks * kThreads * 16 ? 2 : 1;
+  return w > 0 ? w : 1;
 }
 
 // Blocks per sample: at most `pass_waves()` full waves of resident blocks in all (rounded down: a last wave of a
@@ -726,13 +725,12 @@ inline int64_t blocks_per_sample(int64_t n, int64_t chunks, int64_t resident_tot
   return bps < 1 ? 1 : (bps > max_bps ? max_bps : bps);
 }
 
-// One launch of a pass kernel: N x bps blocks (one wave by default), and the stream workspace when a sample has
-// several.
-// reward: the reward kernel (automatic waves, see pass_waves).
+// One launch of a pass kernel: N x bps blocks (one wave by default, see pass_waves), and the stream workspace when a
+// sample has several.
 template <auto KERNEL>
-void launch_kernel(Args a, cudaStream_t stream, bool reward = false) {
+void launch_kernel(Args a, cudaStream_t stream) {
   const int64_t one_wave = static_cast<int64_t>(device_sm_count()) * resident_blocks<KERNEL>();
-  const int64_t target_blocks = one_wave * pass_waves(reward, a.n * a.pitch, one_wave);
+  const int64_t target_blocks = one_wave * pass_waves();
   const int64_t bps = blocks_per_sample(a.n, a.pitch, target_blocks);
   a.bps = bps;
   SA2VA_CHECK_ARG(a.n * bps <= INT_MAX, "mask pass: too many samples for one launch (", a.n, ")");
@@ -758,8 +756,8 @@ void launch_vec(const Args& a, bool vec, bool soft, cudaStream_t stream) {
     launch_kernel<mask_pass_kernel<MODE, PT, false>>(a, stream);
   } else if constexpr (kFloatStats) {
     if (a.pred_kind == PRED_LOGITS && !a.want_bce) {
-      if (soft) launch_kernel<reward_kernel<PT, true>>(a, stream, true);
-      else launch_kernel<reward_kernel<PT, false>>(a, stream, true);
+      if (soft) launch_kernel<reward_kernel<PT, true>>(a, stream);
+      else launch_kernel<reward_kernel<PT, false>>(a, stream);
     } else {
       launch_kernel<mask_pass_kernel<MODE, PT, true>>(a, stream);
     }

@@ -250,9 +250,28 @@ SA2VA_HD void floats_scalar(const T* base, int64_t row, int64_t p, int64_t c, in
 
 // ---- per-sample epilogue -----------------------------------------------------------------------------------
 
+// num / den for the epilogues. On the device without the compiler's division: its slow path is a subroutine (a CALL
+// in the SASS, taken only for extreme operands), and a mask-pass kernel that merely contains one ran 3.5 us slower
+// at 32x1M on the H200 (2026-12-03, benchmarks/RESULTS.md "Session 6"), whichever division it was (f64, f32,
+// __drcp_rn). Here: the hardware reciprocal estimate, two Newton steps and one correction of the quotient, which
+// is within an ulp or so of the rounded quotient for every normal, finite den (the callers' denominators are 0,
+// handled before, or at least ~1e-38: sums of counts and of float probabilities).
+SA2VA_HD double div_nocall(double num, double den) {
+#ifdef __CUDA_ARCH__
+  double r;
+  asm("rcp.approx.ftz.f64 %0, %1;" : "=d"(r) : "d"(den));
+  r = fma(fma(-den, r, 1.0), r, r);
+  r = fma(fma(-den, r, 1.0), r, r);
+  const double q = num * r;
+  return fma(fma(-den, q, num), r, q);
+#else
+  return num / den;
+#endif
+}
+
 SA2VA_HD float ratio_or_empty(double num, double den, bool empty_nan) {
   if (den == 0.0) return empty_nan ? NAN : 1.0f;
-  return static_cast<float>(num / den);
+  return static_cast<float>(div_nocall(num, den));
 }
 
 // The soft sums S = sum p*y, A = sum p and B = sum y of a sample's totals (the counts for binary predictions and
@@ -286,7 +305,7 @@ SA2VA_HD void mask_finish_scores(const MaskTotals& t, int64_t n, int64_t N, int6
     for (int k = 0; k < ST_ROWS; ++k) o.stats[k * N + n] = row[k];
   }
   if (o.policy) {
-    double scale = normalize_policy ? 1.0 / static_cast<double>(P) : 1.0;
+    double scale = normalize_policy ? div_nocall(1.0, static_cast<double>(P)) : 1.0;
     o.policy[PO_LOGP * N + n] = static_cast<float>(t.f[0] * scale);
     o.policy[PO_ENTROPY * N + n] = static_cast<float>(t.f[1] * scale);
   }

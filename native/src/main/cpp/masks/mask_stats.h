@@ -44,9 +44,8 @@ void mask_stats_cuda(const void* logits, int dtype, const uint8_t* targets, int6
                      float threshold, int64_t* out, cudaStream_t stream);
 
 // Full waves of resident blocks the CUDA mask-pass kernels launch (1..16; other values: back to the default, the
-// environment's SA2VA_MASK_WAVES, else automatic: 2 for the reward kernel on large inputs, 1 otherwise). For A/B
-// measurements; results differ from one setting to another only by the order in which the soft sums' partials add
-// up.
+// environment's SA2VA_MASK_WAVES, else 1). For A/B measurements; results differ from one setting to another only by
+// the order in which the soft sums' partials add up.
 void mask_set_waves(int waves);
 
 // The general pass (see above). spec: SPEC_LEN floats (mask_pass.h), or null for all zeros.

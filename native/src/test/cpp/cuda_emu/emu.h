@@ -320,6 +320,8 @@ inline unsigned atomicAdd(unsigned* p, unsigned v) { unsigned old = *p; *p += v;
 inline uint4 __ldg(const uint4* p) { emu::check_aligned(p, 16, "__ldg(uint4)"); return *p; }
 inline uint2 __ldg(const uint2* p) { emu::check_aligned(p, 8, "__ldg(uint2)"); return *p; }
 inline float4 __ldg(const float4* p) { emu::check_aligned(p, 16, "__ldg(float4)"); return *p; }
+inline uint4 __ldcs(const uint4* p) { emu::check_aligned(p, 16, "__ldcs(uint4)"); return *p; }
+inline uint2 __ldcs(const uint2* p) { emu::check_aligned(p, 8, "__ldcs(uint2)"); return *p; }
 inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) { auto old = *p; *p += v; return old; }
 inline unsigned atomicExch(unsigned* p, unsigned v) { unsigned old = *p; *p = v; return old; }
 inline void __nanosleep(unsigned) { ::emu::spin_yield(); }
@@ -358,3 +360,4 @@ template <typename T> inline T __shfl_xor_sync(unsigned mask, T v, int d) {
 }
 template <typename T> inline T __ldg(const T* p) { return *p; }
 template <typename T> inline T __ldcg(const T* p) { return *p; }
+template <typename T> inline T __ldcs(const T* p) { return *p; }

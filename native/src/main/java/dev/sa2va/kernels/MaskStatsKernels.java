@@ -30,8 +30,7 @@ public class MaskStatsKernels {
 
     /**
      * Full waves of resident blocks the CUDA mask-pass kernels launch, for A/B measurements (mask_stats.h): 1..16,
-     * anything else back to the default (SA2VA_MASK_WAVES, else automatic: 2 for the reward kernel on large inputs, 1
-     * otherwise).
+     * anything else back to the default (SA2VA_MASK_WAVES, else 1).
      */
     public static native void mask_set_waves(int waves);
 

@@ -11,7 +11,8 @@
 // read_flat (grid-stride read of the same bytes; hint 3 = streaming loads), math_flat (the same with the reward
 // kernel's per-pixel math, no per-sample sums), rk (a replica of the reward kernel; epi 0 = no epilogue, 1 = block
 // totals and last block, 2 = with the library's per-sample finish, 10 = a finish with a division subroutine;
-// PAIR = the per-pixel math of before, two SFU operations per pixel), rk2 (contiguous block ranges), rk3 (groups of
+// PAIR = logit_sums_2rcp, two SFU operations per pixel: since the revert of the pair-reciprocal math (78ac3d5) the
+// same math as the library's logit_sums), rk2 (contiguous block ranges), rk3 (groups of
 // blocks sweeping samples in turn), rk4 (block partials and a finisher kernel launched with PDL). Variants check their
 // outputs against the library's (counts exact, sums relative).
 #include <cuda_runtime.h>

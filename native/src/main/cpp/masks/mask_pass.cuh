@@ -251,19 +251,11 @@ __device__ __forceinline__ uint32_t logit_sums(const float* v, float thr, uint32
   if constexpr (SOFT) {
     float p[8];
 #pragma unroll
-    for (int k = 0; k < 8; k += 2) {
-      // p = 1 / d, d = 1 + exp(-x), with one reciprocal per pair of pixels: p0 = d1 / (d0 d1), p1 = d0 / (d0 d1).
-      // The SFU pipe is what the soft sums cost (1.5 SFU operations per pixel instead of 2: 32x1M bf16 30.3 us
-      // instead of 32.0 in the H200 probe, benchmarks/RESULTS.md "Session 6"). exp(-x) above 2^63 (x < -43.7, the
-      // true p below 1.1e-19) counts as p = 0, as -inf does, and keeps the product finite and normal: d0 d1 <= 2^126.
-      // x = +inf gives 1; a NaN fails the comparison, passes into d and makes both p NaN.
-      constexpr float kCap = 0x1p63f;
-      const float e0 = ex2_ftz(v[k] * -1.4426950408889634f), e1 = ex2_ftz(v[k + 1] * -1.4426950408889634f);
-      const bool big0 = e0 > kCap, big1 = e1 > kCap;
-      const float d0 = 1.0f + (big0 ? kCap : e0), d1 = 1.0f + (big1 ? kCap : e1);
-      const float r = rcp_ftz(d0 * d1);
-      p[k] = big0 ? 0.0f : d1 * r;
-      p[k + 1] = big1 ? 0.0f : d0 * r;
+    for (int k = 0; k < 8; ++k) {
+      // 1 / (1 + exp(-x)) without range fix-ups: x < -88 gives exp(-x) = +inf and p = 0 (the true value is below
+      // 1e-38), x = +inf gives 1, x = -inf gives 0, NaN stays NaN. Two SFU operations and two others per pixel.
+      const float e = ex2_ftz(v[k] * -1.4426950408889634f);  // exp(-x)
+      p[k] = rcp_ftz(1.0f + e);
     }
     const uint32_t iy = in & y;
     if (in == 0xffu) {

@@ -148,8 +148,9 @@ template <> struct RawPred<uint8_t> { uint2 q; };
 template <> struct RawPred<PackedTag> { uint32_t q; };
 
 // Every input of a pass is read exactly once, so the loads are streaming (ld.global.cs, evict-first): they do not
-// push the caller's other data out of L2. Measured on the H200 (2026-12-03, reward kernel at 32x1M bf16 + u8):
-// 0.5-0.6 us faster than __ldg (ld.global.nc); a read-only stream of the same bytes 23.0-23.5 us against 25.6-25.9.
+// push the caller's other data out of L2. Measured on the H200 (2026-12-03, benchmarks/cuda/reward_probe.cu at 32x1M
+// bf16 + u8): the replica of the reward kernel 0.5-0.6 us faster than with __ldg (ld.global.nc), a plain read-only
+// stream of the same bytes 22.9-23.5 us against 25.6-25.9.
 template <typename T> __device__ __forceinline__ T ld_once(const T* p) { return __ldcs(p); }
 __device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<bf16_t>& r) { r.q = ld_once(static_cast<const uint4*>(b) + g); }
 __device__ __forceinline__ void ld_raw(const void* b, int64_t g, RawPred<f16_t>& r) { r.q = ld_once(static_cast<const uint4*>(b) + g); }

@@ -9,6 +9,8 @@
 // pdl_wait_and_release().
 #pragma once
 #include <cuda_runtime.h>
+#include <atomic>
+#include <cstdlib>
 #include "cuda_check.cuh"
 
 __device__ __forceinline__ void pdl_wait_and_release() {
@@ -28,6 +30,20 @@ inline bool device_has_pdl() {
   if (dev < 0 || dev >= 64) return false;
   if (major[dev] == 0) SA2VA_CUDA_CHECK(cudaDeviceGetAttribute(&major[dev], cudaDevAttrComputeCapabilityMajor, dev));
   return major[dev] >= 9;
+}
+
+// One PDL switch: `mode` -1 = not decided yet (then the environment variable `env`: "0" turns PDL off, anything else
+// or unset leaves it on), 0 = off, 1 = on. The setters (rl_set_pdl, lora_set_pdl) store 0/1, or -1 to go back to
+// the environment. On only where the device has PDL.
+inline void pdl_switch_set(std::atomic<int>& mode, int v) { mode.store(v < 0 ? -1 : (v ? 1 : 0)); }
+inline bool pdl_switch_enabled(std::atomic<int>& mode, const char* env) {
+  int v = mode.load();
+  if (v < 0) {
+    const char* e = std::getenv(env);
+    v = (e && e[0] == '0') ? 0 : 1;
+    mode.store(v);
+  }
+  return v && device_has_pdl();
 }
 
 // rl_set_pdl (sa2va_api.h) and device_has_pdl().

@@ -41,16 +41,8 @@ int device_sm_count() {
 
 // SA2VA_RL_PDL=0 turns it off; rl_set_pdl overrides.
 static std::atomic<int> g_rl_pdl{-1};
-void rl_set_pdl(int mode) { g_rl_pdl.store(mode < 0 ? -1 : (mode ? 1 : 0)); }
-bool rl_pdl_enabled() {
-  int v = g_rl_pdl.load();
-  if (v < 0) {
-    const char* env = std::getenv("SA2VA_RL_PDL");
-    v = (env && env[0] == '0') ? 0 : 1;
-    g_rl_pdl.store(v);
-  }
-  return v && device_has_pdl();
-}
+void rl_set_pdl(int mode) { pdl_switch_set(g_rl_pdl, mode); }
+bool rl_pdl_enabled() { return pdl_switch_enabled(g_rl_pdl, "SA2VA_RL_PDL"); }
 }  // namespace sa2va
 
 #else

@@ -1421,15 +1421,7 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 
 std::atomic<int> g_pdl{-1};  // -1: decide from SA2VA_LORA_PDL (default on)
 
-bool pdl_enabled() {
-  int v = g_pdl.load();
-  if (v < 0) {
-    const char* env = std::getenv("SA2VA_LORA_PDL");
-    v = (env && env[0] == '0') ? 0 : 1;
-    g_pdl.store(v);
-  }
-  return v && device_has_pdl();
-}
+bool pdl_enabled() { return pdl_switch_enabled(g_pdl, "SA2VA_LORA_PDL"); }
 
 #ifdef SA2VA_CUDA_EMULATION
 // The emulation has no shared-memory limits, so it records what allow_smem granted each kernel and refuses a launch
@@ -1951,7 +1943,7 @@ void backward_typed(const void* x, const void* dy, const void* xs, int dtype, in
 
 }  // namespace
 
-void lora_set_pdl(int mode) { g_pdl.store(mode < 0 ? -1 : (mode ? 1 : 0)); }
+void lora_set_pdl(int mode) { pdl_switch_set(g_pdl, mode); }
 
 void lora_set_fused(int mode) { g_fused.store(mode < 0 || mode > 3 ? -1 : mode); }
 

@@ -702,20 +702,16 @@ int resident_blocks() {
 // for large reward inputs were the default for a while (37.61 -> 36.17 us at 32x1M, 2026-12-03), but that gain came
 // from hiding the slow epilogue of a kernel with a division subroutine in it (see div_nocall in mask_pass.h): without
 // it one wave is faster again (RESULTS.md, "Session 6"); 4 or 8 waves were slower everywhere.
-inline std::atomic<int> g_waves{0};  // 0: not read yet, -1: unset (automatic), 1..16: fixed
-inline int pass_waves_setting() {
+inline std::atomic<int> g_waves{0};  // 0: not read yet, 1..16: the setting (SA2VA_MASK_WAVES, else 1)
+inline int pass_waves() {
   int w = g_waves.load();
   if (w == 0) {
     const char* env = std::getenv("SA2VA_MASK_WAVES");
-    w = env ? std::atoi(env) : -1;
-    w = w >= 1 && w <= 16 ? w : -1;
+    w = env ? std::atoi(env) : 1;
+    w = w >= 1 && w <= 16 ? w : 1;
     g_waves.store(w);
   }
   return w;
-}
-inline int pass_waves() {
-  const int w = pass_waves_setting();
-  return w > 0 ? w : 1;
 }
 
 // Blocks per sample: at most `pass_waves()` full waves of resident blocks in all (rounded down: a last wave of a

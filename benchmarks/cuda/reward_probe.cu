@@ -15,7 +15,15 @@
 // same math as the library's logit_sums), rk2 (contiguous block ranges), rk3 (groups of
 // blocks sweeping samples in turn), rk4 (block partials and a finisher kernel launched with PDL). Variants check their
 // outputs against the library's (counts exact, sums relative).
+// Session 7 (rows printed by default; PROBE_OLD=1 adds the rows of session 6): rk with PAIR = 2 (logit_sums_pairsum,
+// the pair-sum math the library now has as logit_sums_pairs, without its cap) or 3 (counts only) and EPI = 12 (an
+// acquire-release arrival), rke (rk's loop with the epilogues of `epilogue`: 13 = block totals only, 14 = no
+// per-sample finish, 15 = a record and an arrival per warp), rkp (loads one round ahead), rkc (one thread-block
+// cluster per sample, distributed shared memory instead of the partial records; PROBE_OLD only: at most 28 clusters
+// of 16 fit, so 32 samples take two waves). For a library A/B, build this file against two object sets and run both
+// binaries in one call (RESULTS.md, "Session 7").
 #include <cuda_runtime.h>
+#include <cooperative_groups.h>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -83,6 +91,13 @@ __global__ void __launch_bounds__(256, 4) math_flat(const uint4* __restrict__ a,
     c0 += __popc(h & y); c1 += __popc(h & ~y); c2 += __popc(~h & y);
     if (nan) bad += 1;
   }
+  for (; g < chunks; g += stride) {  // the rest (before 2026-12-03 session 7 this loop was missing: ~10% of the chunks)
+    RawPred<sa2va::bf16_t> raw; raw.q = ld16<H>(a + g); uint2 t[1] = {ld8<H>(b + g)};
+    uint32_t y = u8_batch_bits(t, true, bad);
+    float v[8]; decode(raw, v); float sp = 0, spy = 0, any;
+    uint32_t h = logit_sums<true>(v, 0.0f, y, 0xffu, sp, spy, any);
+    f0 += spy; f1 += sp; c0 += __popc(h & y); c1 += __popc(h & ~y & 0xffu); c2 += __popc(~h & y);
+  }
   if (c0 + c1 + c2 + bad == 0x12345678u || f0 + f1 == 1.2345) out[0] = (float)(f0 + f1);
 }
 
@@ -104,6 +119,39 @@ __device__ __forceinline__ uint32_t logit_sums_2rcp(const float* v, float thr, u
 #pragma unroll
   for (int k = 0; k < 8; ++k) if ((y >> k) & 1u) spy += p[k];
   return h;
+}
+
+// Candidate (session 7): one reciprocal per two pixels, summed as pairs. With d = 1 + exp(-x) and u = d * 2^-126,
+// r = 1 / (d_a u_b): p_a + p_b = (u_a + u_b) r and p_a y_a + p_b y_b = (y_a u_b + y_b u_a) r. The 2^-126 scale keeps
+// d_a u_b finite unless both p < 2^-125 (then r = 0 and both count as 0, as the per-pixel rcp flushes them); an
+// infinite exp (x < -88) makes the chunk's sum NaN (inf * 0), and then the caller redoes the chunk per pixel.
+__device__ __forceinline__ uint32_t logit_sums_pairsum(const float* v, float thr, uint32_t y, float& sp, float& spy) {
+  using namespace sa2va::maskpass;
+  uint32_t h = 0;
+#pragma unroll
+  for (int k = 0; k < 8; ++k) h |= v[k] > thr ? 1u << k : 0u;
+#pragma unroll
+  for (int k = 0; k < 8; k += 2) {
+    const float ea = ex2_ftz(v[k] * -1.4426950408889634f), eb = ex2_ftz(v[k + 1] * -1.4426950408889634f);
+    const float ua = fmaf(ea, 0x1p-126f, 0x1p-126f), ub = fmaf(eb, 0x1p-126f, 0x1p-126f);
+    const float r = rcp_ftz((1.0f + ea) * ub);
+    sp = fmaf(ua + ub, r, sp);
+    const float s = (((y >> k) & 1u) ? ub : 0.0f) + (((y >> (k + 1)) & 1u) ? ua : 0.0f);
+    spy = fmaf(s, r, spy);
+  }
+  return h;
+}
+
+// last_block_arrive with an acquire-release atomic instead of two sequentially consistent fences.
+__device__ __forceinline__ bool last_block_arrive_acqrel(unsigned* counter, unsigned expected) {
+  __shared__ bool s_last;
+  if (threadIdx.x == 0) {
+    unsigned old;
+    asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(old) : "l"(counter) : "memory");
+    s_last = old == expected - 1;
+  }
+  __syncthreads();
+  return s_last;
 }
 
 // Replica of the library's reward kernel (bf16 logits, u8 targets, no ROI), per-sample blocks; H: load hint,
@@ -129,16 +177,35 @@ __global__ void __launch_bounds__(256, 4) rk(const uint4* __restrict__ logits, c
     RawPred<sa2va::bf16_t> raw[4]; uint2 t[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j) { raw[j].q = ld16<H>(prow + c0 + j * stride); t[j] = ld8<H>(trow + c0 + j * stride); }
-    uint32_t y = u8_batch_bits(t, true, r.c[4]), h = 0;
+    uint32_t y = u8_batch_bits(t, true, r.c[4]), h = 0, redo = 0;
     bool nan = false;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       float v[8]; decode(raw[j], v);
       float sp = 0, spy = 0, any;
-      if (PAIR) h |= logit_sums_2rcp(v, 0.0f, (y >> (8 * j)) & 0xffu, sp, spy, any) << (8 * j);
-      else h |= logit_sums<true>(v, 0.0f, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
-      nan |= any != any;
+      if (PAIR == 2) {
+        h |= logit_sums_pairsum(v, 0.0f, (y >> (8 * j)) & 0xffu, sp, spy) << (8 * j);
+        if (sp != sp) { redo |= 1u << j; continue; }  // redone per pixel below
+      } else if (PAIR == 3) {
+        h |= logit_sums<false>(v, 0.0f, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
+        nan |= any != any;
+      } else {
+        if (PAIR) h |= logit_sums_2rcp(v, 0.0f, (y >> (8 * j)) & 0xffu, sp, spy, any) << (8 * j);
+        else h |= logit_sums<true>(v, 0.0f, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
+        nan |= any != any;
+      }
       r.f[0] += spy; r.f[1] += sp;
+    }
+    if (PAIR == 2 && redo) {
+      for (int j = 0; j < 4; ++j) {
+        if (!((redo >> j) & 1u)) continue;
+        RawPred<sa2va::bf16_t> q; q.q = ld16<H>(prow + c0 + j * stride);
+        float v[8]; decode(q, v);
+        float sp = 0, spy = 0, any;
+        logit_sums<true>(v, 0.0f, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any);
+        nan |= any != any;
+        r.f[0] += spy; r.f[1] += sp;
+      }
     }
     r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y); r.c[2] += __popc(~h & y); r.c[3] += 32;
     if (nan) r.c[5] += 1;
@@ -156,7 +223,7 @@ __global__ void __launch_bounds__(256, 4) rk(const uint4* __restrict__ logits, c
   }
   double* dst = partials + ((long long)n * bps + part) * kAcc;
   const sa2va::DSums<kAcc> acc = reward_block_totals(r, dst);
-  if (!sa2va::last_block_arrive(counters + n, (unsigned)bps)) return;
+  if (EPI == 12 ? !last_block_arrive_acqrel(counters + n, (unsigned)bps) : !sa2va::last_block_arrive(counters + n, (unsigned)bps)) return;
   if (threadIdx.x >= 32) return;
   sa2va::DSums<kAcc> tt;
 #pragma unroll
@@ -378,6 +445,248 @@ __global__ void __launch_bounds__(256) fin4(const double* partials, int N, int b
 }
 
 
+// Candidate (session 7): the blocks of a sample form one thread-block cluster (bps = cluster size <= 16); each block
+// writes its totals into the leader's shared memory and the cluster barrier replaces the global fence, counter and
+// partial records.
+template <int H, int PAIR>
+__global__ void __launch_bounds__(256, 4) rkc(const uint4* __restrict__ logits, const uint2* __restrict__ tg, int chunks, int bps,
+                                             const sa2va::maskpass::Args ea) {
+  using namespace sa2va::maskpass;
+  namespace cg = cooperative_groups;
+  cg::cluster_group cl = cg::this_cluster();
+  __shared__ double s_rec[16 * kAcc];
+  const int n = blockIdx.x / bps, part = (int)cl.block_rank();
+  const uint4* prow = logits + (long long)n * chunks;
+  const uint2* trow = tg + (long long)n * chunks;
+  RewardAcc r{{0u, 0u, 0u, 0u, 0u, 0u}, {0.0, 0.0}};
+  const int stride = bps * 256;
+  int c0 = part * 256 + threadIdx.x;
+  for (; c0 + 3 * stride < chunks; c0 += 4 * stride) {
+    RawPred<sa2va::bf16_t> raw[4]; uint2 t[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) { raw[j].q = ld16<H>(prow + c0 + j * stride); t[j] = ld8<H>(trow + c0 + j * stride); }
+    uint32_t y = u8_batch_bits(t, true, r.c[4]), h = 0;
+    bool nan = false;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      float v[8]; decode(raw[j], v);
+      float sp = 0, spy = 0, any;
+      const uint32_t yj = (y >> (8 * j)) & 0xffu;
+      if (PAIR == 2) {
+        h |= logit_sums_pairsum(v, 0.0f, yj, sp, spy) << (8 * j);
+        if (sp != sp) { sp = 0; spy = 0; any = 0; }  // (timing only: the NaN redo is in rk)
+      } else {
+        h |= logit_sums<true>(v, 0.0f, yj, 0xffu, sp, spy, any) << (8 * j);
+        nan |= any != any;
+      }
+      r.f[0] += spy; r.f[1] += sp;
+    }
+    r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y); r.c[2] += __popc(~h & y); r.c[3] += 32;
+    if (nan) r.c[5] += 1;
+  }
+  for (; c0 < chunks; c0 += stride) {
+    RawPred<sa2va::bf16_t> raw; raw.q = ld16<H>(prow + c0); uint2 t[1] = {ld8<H>(trow + c0)};
+    uint32_t y = u8_batch_bits(t, true, r.c[4]);
+    float v[8]; decode(raw, v); float sp = 0, spy = 0, any;
+    uint32_t h = logit_sums<true>(v, 0.0f, y, 0xffu, sp, spy, any);
+    r.f[0] += spy; r.f[1] += sp; r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y & 0xffu); r.c[2] += __popc(~h & y); r.c[3] += 8;
+  }
+  const sa2va::DSums<kAcc> acc = reward_block_totals(r, nullptr);
+  if (threadIdx.x < kAcc) {
+    double* dst = cl.map_shared_rank(s_rec, 0);
+    dst[part * kAcc + threadIdx.x] = acc.v[threadIdx.x];
+  }
+  cl.sync();
+  if (part != 0 || threadIdx.x >= 32) return;
+  sa2va::DSums<kAcc> tt;
+#pragma unroll
+  for (int k = 0; k < kAcc; ++k) tt.v[k] = threadIdx.x < bps ? s_rec[threadIdx.x * kAcc + k] : 0.0;
+  sa2va::warp_sum(tt);
+  if (threadIdx.x == 0) finish_sample_scores(ea, n, tt);
+}
+
+// Epilogues of the session-7 candidates, from the thread's totals r (block = one part of sample n).
+// 0: none; 12: block totals, partial record, acquire-release arrival, last block sums and finishes; 13: block totals
+// and the partial record only (no arrival); 14: as 12 without the per-sample finish; 15: a record per warp and an
+// acquire-release arrival per warp (no block barrier), the last warp of the sample sums bps * 8 records and finishes.
+template <int EPI>
+__device__ __forceinline__ void epilogue(sa2va::maskpass::RewardAcc r, int n, int part, int bps, double* partials,
+                                         unsigned* counters, float* out, const sa2va::maskpass::Args& ea) {
+  using namespace sa2va::maskpass;
+  if (EPI == 0) {
+    if (r.c[0] + r.c[1] + r.c[2] + r.c[3] == 0x12345678u || r.f[0] + r.f[1] == 1.2345) out[0] = 1.0f;
+    return;
+  }
+  if (EPI == 15) {
+    warp_reduce(r);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const unsigned expected = (unsigned)bps * 8u;
+    unsigned last = 0;
+    if (lane == 0) {
+      double* dst = partials + (((long long)n * bps + part) * 8 + warp) * 8;
+#pragma unroll
+      for (int k = 0; k < 6; ++k) dst[k] = (double)r.c[k];
+      dst[6] = r.f[0]; dst[7] = r.f[1];
+      unsigned old;
+      asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(old) : "l"(counters + n) : "memory");
+      last = old == expected - 1;
+    }
+    last = __shfl_sync(0xffffffffu, last, 0);
+    if (!last) return;
+    __syncwarp();
+    sa2va::DSums<kAcc> tt;
+#pragma unroll
+    for (int k = 0; k < kAcc; ++k) tt.v[k] = 0.0;
+    for (unsigned q = lane; q < expected; q += 32) {
+      const double* src = partials + ((long long)n * expected + q) * 8;
+#pragma unroll
+      for (int k = 0; k < 8; ++k) tt.v[k] += sa2va::load_cg(src + k);
+    }
+    sa2va::warp_sum(tt);
+    if (lane == 0) { counters[n] = 0u; finish_sample_scores(ea, n, tt); }
+    return;
+  }
+  double* dst = partials + ((long long)n * bps + part) * kAcc;
+  const sa2va::DSums<kAcc> acc = reward_block_totals(r, dst);
+  if (EPI == 13) return;
+  if (!last_block_arrive_acqrel(counters + n, (unsigned)bps)) return;
+  if (threadIdx.x >= 32) return;
+  sa2va::DSums<kAcc> tt;
+#pragma unroll
+  for (int k = 0; k < kAcc; ++k) tt.v[k] = 0.0;
+  for (int b = threadIdx.x; b < bps; b += 32) {
+    const double* src = partials + ((long long)n * bps + b) * kAcc;
+#pragma unroll
+    for (int k = 0; k < kAcc; ++k) tt.v[k] += sa2va::load_cg(src + k);
+  }
+  sa2va::warp_sum(tt);
+  if (threadIdx.x == 0) {
+    counters[n] = 0u;
+    if (EPI == 14) out[n] = (float)(tt.v[0] + acc.v[0]);
+    else finish_sample_scores(ea, n, tt);
+  }
+}
+
+// The replica's math of one chunk (bf16 logits, u8 target, no region); PAIR as in rk. Returns the prediction bits;
+// *redo when the chunk's pair sums are NaN (the caller redoes it per pixel).
+template <int PAIR>
+__device__ __forceinline__ uint32_t chunk_math(const sa2va::maskpass::RawPred<sa2va::bf16_t>& raw, uint32_t y,
+                                               sa2va::maskpass::RewardAcc& r, bool& nan, bool& redo) {
+  using namespace sa2va::maskpass;
+  float v[8]; decode(raw, v);
+  float sp = 0, spy = 0, any;
+  uint32_t h;
+  if (PAIR == 2) {
+    h = logit_sums_pairsum(v, 0.0f, y, sp, spy);
+    if (sp != sp) { redo = true; return h; }
+  } else if (PAIR == 3) {
+    h = logit_sums<false>(v, 0.0f, y, 0xffu, sp, spy, any);
+    nan |= any != any;
+    return h;
+  } else {
+    h = logit_sums<true>(v, 0.0f, y, 0xffu, sp, spy, any);
+    nan |= any != any;
+  }
+  r.f[0] += spy; r.f[1] += sp;
+  return h;
+}
+
+// Candidate (session 7): the replica with loads one round ahead. Each thread keeps 4 chunk slots; right after slot j is
+// decoded, the load of the same slot of the next round is issued into it, so loads stay in flight during the math.
+template <int H, int EPI, int PAIR>
+__global__ void __launch_bounds__(256, 4) rkp(const uint4* __restrict__ logits, const uint2* __restrict__ tg, int chunks, int bps,
+                                             double* partials, unsigned* counters, float* out, const sa2va::maskpass::Args ea) {
+  using namespace sa2va::maskpass;
+  const int n = blockIdx.x / bps, part = blockIdx.x - n * bps;
+  const uint4* prow = logits + (long long)n * chunks;
+  const uint2* trow = tg + (long long)n * chunks;
+  RewardAcc r{{0u, 0u, 0u, 0u, 0u, 0u}, {0.0, 0.0}};
+  const int stride = bps * 256, step = 4 * stride;
+  int c = part * 256 + threadIdx.x;
+  RawPred<sa2va::bf16_t> raw[4]; uint2 t[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    if (c + j * stride < chunks) { raw[j].q = ld16<H>(prow + c + j * stride); t[j] = ld8<H>(trow + c + j * stride); }
+  }
+  for (; c < chunks; c += step) {
+    bool nan = false;
+    uint32_t ya = 0, ha = 0, redo = 0;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int cj = c + j * stride;
+      if (cj >= chunks) break;
+      const RawPred<sa2va::bf16_t> cur = raw[j];
+      uint2 tc[1] = {t[j]};
+      if (cj + step < chunks) { raw[j].q = ld16<H>(prow + cj + step); t[j] = ld8<H>(trow + cj + step); }
+      const uint32_t y = u8_batch_bits(tc, true, r.c[4]);
+      bool rd = false;
+      ha |= chunk_math<PAIR>(cur, y, r, nan, rd) << (8 * j);
+      ya |= y << (8 * j);
+      redo |= (uint32_t)rd << j;
+      r.c[3] += 8;
+    }
+    if (PAIR == 2 && redo) {
+      for (int j = 0; j < 4; ++j) {
+        if (!((redo >> j) & 1u)) continue;
+        RawPred<sa2va::bf16_t> q; q.q = ld16<H>(prow + c + j * stride);
+        float v[8]; decode(q, v); float sp = 0, spy = 0, any;
+        logit_sums<true>(v, 0.0f, (ya >> (8 * j)) & 0xffu, 0xffu, sp, spy, any);
+        nan |= any != any;
+        r.f[0] += spy; r.f[1] += sp;
+      }
+    }
+    r.c[0] += __popc(ha & ya); r.c[1] += __popc(ha & ~ya); r.c[2] += __popc(~ha & ya);
+    if (nan) r.c[5] += 1;
+  }
+  epilogue<EPI>(r, n, part, bps, partials, counters, out, ea);
+}
+
+// rk's loop with the session-7 epilogues (13, 14, 15) for their costs.
+template <int H, int EPI, int PAIR>
+__global__ void __launch_bounds__(256, 4) rke(const uint4* __restrict__ logits, const uint2* __restrict__ tg, int chunks, int bps,
+                                             double* partials, unsigned* counters, float* out, const sa2va::maskpass::Args ea) {
+  using namespace sa2va::maskpass;
+  const int n = blockIdx.x / bps, part = blockIdx.x - n * bps;
+  const uint4* prow = logits + (long long)n * chunks;
+  const uint2* trow = tg + (long long)n * chunks;
+  RewardAcc r{{0u, 0u, 0u, 0u, 0u, 0u}, {0.0, 0.0}};
+  const int stride = bps * 256;
+  int c0 = part * 256 + threadIdx.x;
+  for (; c0 + 3 * stride < chunks; c0 += 4 * stride) {
+    RawPred<sa2va::bf16_t> raw[4]; uint2 t[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) { raw[j].q = ld16<H>(prow + c0 + j * stride); t[j] = ld8<H>(trow + c0 + j * stride); }
+    uint32_t y = u8_batch_bits(t, true, r.c[4]), h = 0, redo = 0;
+    bool nan = false;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      bool rd = false;
+      h |= chunk_math<PAIR>(raw[j], (y >> (8 * j)) & 0xffu, r, nan, rd) << (8 * j);
+      redo |= (uint32_t)rd << j;
+    }
+    if (PAIR == 2 && redo) {
+      for (int j = 0; j < 4; ++j) {
+        if (!((redo >> j) & 1u)) continue;
+        RawPred<sa2va::bf16_t> q; q.q = ld16<H>(prow + c0 + j * stride);
+        float v[8]; decode(q, v); float sp = 0, spy = 0, any;
+        logit_sums<true>(v, 0.0f, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any);
+        nan |= any != any;
+        r.f[0] += spy; r.f[1] += sp;
+      }
+    }
+    r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y); r.c[2] += __popc(~h & y); r.c[3] += 32;
+    if (nan) r.c[5] += 1;
+  }
+  for (; c0 < chunks; c0 += stride) {
+    RawPred<sa2va::bf16_t> raw; raw.q = ld16<H>(prow + c0); uint2 t[1] = {ld8<H>(trow + c0)};
+    uint32_t y = u8_batch_bits(t, true, r.c[4]);
+    float v[8]; decode(raw, v); float sp = 0, spy = 0, any;
+    uint32_t h = logit_sums<true>(v, 0.0f, y, 0xffu, sp, spy, any);
+    r.f[0] += spy; r.f[1] += sp; r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y & 0xffu); r.c[2] += __popc(~h & y); r.c[3] += 8;
+  }
+  epilogue<EPI>(r, n, part, bps, partials, counters, out, ea);
+}
+
 __global__ void fin_only(const double* tot, const sa2va::maskpass::Args a) {
   using namespace sa2va::maskpass;
   if (threadIdx.x != 0) return;
@@ -458,6 +767,46 @@ int main(int argc, char** argv) {
   double *stats2; float *scores2; CK(cudaMalloc(&stats2, 10 * N * 8)); CK(cudaMalloc(&scores2, 6 * N * 4));
   sa2va::maskpass::Args ea{}; ea.n = N; ea.p = P; for (int k = 0; k < sa2va::SPEC_LEN; ++k) ea.spec.v[k] = spec[k];
   ea.out = sa2va::MaskOut{stats2, scores2, nullptr, nullptr, nullptr, nullptr};
+  const bool old_rows = getenv("PROBE_OLD") != nullptr;  // the rows of session 6 (RESULTS.md)
+  // compares the replica's outputs (stats2, scores2) with the library's; counts exact, sums and scores relative
+  auto check = [&](const char* what) {
+    CK(cudaStreamSynchronize(st));
+    sa2va::mask_scores_cuda(dl, sa2va::BF16, sa2va::PRED_LOGITS, dt, sa2va::MASK_U8, nullptr, sa2va::MASK_NONE, N, P, 1, 0.0f, spec, stats, scores, nullptr, nullptr, nullptr, st);
+    CK(cudaStreamSynchronize(st));
+    std::vector<double> s1(10 * N), s2(10 * N); std::vector<float> q1(6 * N), q2(6 * N);
+    CK(cudaMemcpy(s1.data(), stats, 80 * N, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(s2.data(), stats2, 80 * N, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(q1.data(), scores, 24 * N, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(q2.data(), scores2, 24 * N, cudaMemcpyDeviceToHost));
+    double md = 0, mq = 0; int badc = 0;
+    for (int i = 0; i < 10 * N; ++i) { if (i < 4 * N) { if (s1[i] != s2[i]) ++badc; } else md = std::max(md, std::fabs(s1[i] - s2[i]) / std::max(1.0, std::fabs(s1[i]))); }
+    for (int i = 0; i < 6 * N; ++i) mq = std::max(mq, (double)std::fabs(q1[i] - q2[i]));
+    printf("   check %s vs library: %d count mismatches, max rel diff of sums %.3g, of scores %.3g\n", what, badc, md, mq);
+  };
+#define RKQ(H, EPI, PAIR) { int bps = std::max(1, (int)(sms * 4 / N)); char nm[96]; snprintf(nm, 96, "replica H=%d epi=%d pair=%d bps=%d", H, EPI, PAIR, bps); \
+    auto f = [&] { rk<H, EPI, PAIR><<<N * bps, 256, 0, st>>>(a, b, (int)(P / 8), bps, partials, counters, fout, ea); }; row(nm, time_us(f), bytes); \
+    if (EPI >= 2) { CK(cudaMemset(stats2, 0, 10 * N * 8)); CK(cudaMemset(scores2, 0, 6 * N * 4)); f(); check(nm); } }
+#define RKK(K, H, EPI, PAIR) { int bps = std::max(1, (int)(sms * 4 / N)); char nm[96]; snprintf(nm, 96, #K " H=%d epi=%d pair=%d bps=%d", H, EPI, PAIR, bps); \
+    auto f = [&] { K<H, EPI, PAIR><<<N * bps, 256, 0, st>>>(a, b, (int)(P / 8), bps, partials, counters, fout, ea); }; row(nm, time_us(f), bytes); \
+    if (EPI == 12 || EPI == 15) { CK(cudaMemset(stats2, 0, 10 * N * 8)); CK(cudaMemset(scores2, 0, 6 * N * 4)); f(); check(nm); } }
+  RKQ(3, 0, 0) RKQ(3, 12, 0) RKQ(3, 0, 2) RKQ(3, 12, 2) RKQ(3, 0, 3) RKQ(3, 12, 3)
+  RKK(rke, 3, 13, 0) RKK(rke, 3, 14, 0) RKK(rke, 3, 15, 0) RKK(rke, 3, 12, 2) RKK(rke, 3, 13, 2) RKK(rke, 3, 14, 2) RKK(rke, 3, 15, 2)
+  RKK(rkp, 3, 0, 0) RKK(rkp, 3, 12, 0) RKK(rkp, 3, 15, 0) RKK(rkp, 3, 0, 2) RKK(rkp, 3, 12, 2) RKK(rkp, 3, 15, 2) RKK(rkp, 3, 0, 3) RKK(rkp, 3, 12, 3)
+  RKK(rkp, 0, 0, 2) RKK(rkp, 0, 12, 2)
+  if (old_rows) {
+    const int bps = 16;
+    if (N * bps <= sms * 4) {
+      CK(cudaFuncSetAttribute(rkc<3, 0>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+      CK(cudaFuncSetAttribute(rkc<3, 2>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+      for (int pair : {0, 2}) {
+        cudaLaunchAttribute attr[1]; attr[0].id = cudaLaunchAttributeClusterDimension; attr[0].val.clusterDim.x = bps; attr[0].val.clusterDim.y = 1; attr[0].val.clusterDim.z = 1;
+        cudaLaunchConfig_t c = {}; c.gridDim = dim3(N * bps); c.blockDim = dim3(256); c.stream = st; c.attrs = attr; c.numAttrs = 1;
+        int ncl = -1; cudaError_t oe = cudaOccupancyMaxActiveClusters(&ncl, pair ? rkc<3, 2> : rkc<3, 0>, &c);
+        printf("   clusters of %d: at most %d active (%s)\n", bps, ncl, cudaGetErrorString(oe)); cudaGetLastError();
+        char nm[96]; snprintf(nm, 96, "cluster replica pair=%d bps=%d", pair, bps);
+        auto f = [&] { if (pair) CK(cudaLaunchKernelEx(&c, rkc<3, 2>, a, b, (int)(P / 8), bps, ea)); else CK(cudaLaunchKernelEx(&c, rkc<3, 0>, a, b, (int)(P / 8), bps, ea)); };
+        row(nm, time_us(f), bytes);
+        CK(cudaMemset(stats2, 0, 10 * N * 8)); CK(cudaMemset(scores2, 0, 6 * N * 4)); f(); check(nm);
+      }
+    }
   RK(0, 1, 1) RK(0, 0, 1) RK(0, 2, 1) RK(0, 10, 1)
   row("finish only, N blocks", time_us([&] { fin_only<<<N, 32, 0, st>>>(partials, ea); }), 1);
   row("empty kernel", time_us([&] { spin<<<1, 32, 0, st>>>(0); }), 1);
@@ -532,6 +881,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 6 * N; ++i) md = std::max(md, (double)std::fabs(q1[i] - q2[i]));
     printf("   check vs library: %d count mismatches, max rel diff %.3g\n", bad, md);
   }
+  }  // old_rows
   for (int w : {1, 2}) for (int pdl : {1, 0}) {
     sa2va::mask_set_waves(w); sa2va::rl_set_pdl(pdl ? -1 : 0);
     char nm[96]; snprintf(nm, 96, "library waves=%d pdl=%d", w, pdl);

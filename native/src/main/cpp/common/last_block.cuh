@@ -25,6 +25,22 @@ __device__ __forceinline__ void warp_sum(DSums<K>& a) {
   }
 }
 
+// warp_sum with the total in every lane: butterfly exchanges (lane i adds lane i ^ off). Floating-point addition is
+// commutative, so every lane ends with the same value, and lane 0 with the value warp_sum gives it.
+template <int K>
+__device__ __forceinline__ void warp_allsum(DSums<K>& a) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+#ifdef SA2VA_CUDA_EMULATION
+    const DSums<K> o = emu_shfl_xor_struct(a, off);
+    for (int k = 0; k < K; ++k) a.v[k] += o.v[k];
+#else
+#pragma unroll
+    for (int k = 0; k < K; ++k) a.v[k] += __shfl_xor_sync(0xffffffffu, a.v[k], off);
+#endif
+  }
+}
+
 // Sum over the block; the result is valid in thread 0. Every thread of the block must call it.
 template <int K, int THREADS>
 __device__ __forceinline__ DSums<K> block_sum(DSums<K> a) {
@@ -94,16 +110,23 @@ __device__ __forceinline__ DSums<K> sum_partials(const double* partials, unsigne
 // __syncthreads() (thread 0's fence below then publishes their stores too, as in cooperative groups' grid sync).
 // True (in all threads) for the block that arrives last among `expected`; that block then sees every other block's
 // partial. Resetting the counter is the caller's job (thread 0 of the last block, after reading).
+// The arrival is one acquire-release atomic: its release half publishes the block's stores (ordered before it by the
+// barrier), its acquire half makes the last block see everyone's; cumulativity through the barriers carries both to
+// the other threads, as in cooperative groups' grid sync. Two sequentially consistent fences (__threadfence) around
+// a relaxed atomic did the same and cost 0.2-0.4 us more per call on the H200 (benchmarks/RESULTS.md, "Session 7").
 __device__ __forceinline__ bool last_block_arrive(unsigned* counter, unsigned expected) {
   __shared__ bool s_last;
   if (block_tid() == 0) {
-    __threadfence();
+#ifdef SA2VA_CUDA_EMULATION
     s_last = atomicAdd(counter, 1u) == expected - 1;
+#else
+    unsigned old;
+    asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(old) : "l"(counter) : "memory");
+    s_last = old == expected - 1;
+#endif
   }
   __syncthreads();
-  const bool last = s_last;
-  if (last) __threadfence();
-  return last;
+  return s_last;
 }
 
 // Grid-wide barrier with a "last block" step, for COOPERATIVE launches only (every block resident, else it

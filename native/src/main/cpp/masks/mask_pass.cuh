@@ -237,6 +237,12 @@ inline float rcp_ftz(float x) { return 1.0f / x; }
 __device__ __forceinline__ float ex2_ftz(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
 __device__ __forceinline__ float rcp_ftz(float x) { float y; asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
 #endif
+// min(x, c) that keeps a NaN x NaN (fminf would return c).
+#ifdef SA2VA_CUDA_EMULATION
+inline float min_nan(float x, float c) { return x != x ? x : (x < c ? x : c); }
+#else
+__device__ __forceinline__ float min_nan(float x, float c) { float y; asm("min.NaN.f32 %0, %1, %2;" : "=f"(y) : "f"(x), "f"(c)); return y; }
+#endif
 
 // Prediction bits (x > thr) of a whole chunk of logits; with SOFT also sigmoid sums over the region `in` (sp) and
 // over region and target (spy), as stats_float_chunk. `any` is NaN when a logit is NaN (a NaN logit always makes
@@ -277,6 +283,32 @@ __device__ __forceinline__ uint32_t logit_sums(const float* v, float thr, uint32
   } else {
 #pragma unroll
     for (int k = 0; k < 8; ++k) any += v[k];
+  }
+  return h;
+}
+// logit_sums<true> of a whole chunk inside the region (in = 0xff) with one reciprocal per two pixels: the SFU does
+// three operations per pair instead of four. With d = 1 + exp(-x) and u = d * 2^-126, r = 1 / (d_a u_b) gives
+// p_a + p_b = (u_a + u_b) r and p_a y_a + p_b y_b = (y_a u_b + y_b u_a) r. exp(-x) is capped at 2^127 (x < -88:
+// the true p is below 2^-127): u <= 2, so d_a u_b stays finite unless both are capped, and then r = 0 and both
+// count as 0, as the per-pixel reciprocal (ftz) counts them; r also flushes to 0 when both p < 2^-125. One capped
+// pixel next to a normal one adds at most 2^-127 to the sums. A NaN logit makes the sums NaN, as in logit_sums, but
+// also where logit_sums would not (through its partner, even with y = 0): the caller then redoes the batch per
+// pixel. Only for whole chunks without a region: at a row's tail or a region's edge a pixel that does not count
+// would share its reciprocal with one that does.
+// On the H200 (2026-12-03, RESULTS.md "Session 7"): the replica of the reward kernel 0.3-1.0 us faster at 32x1M bf16.
+__device__ __forceinline__ uint32_t logit_sums_pairs(const float* v, float thr, uint32_t y, float& sp, float& spy) {
+  uint32_t h = 0;
+#pragma unroll
+  for (int k = 0; k < 8; ++k) h |= v[k] > thr ? 1u << k : 0u;
+#pragma unroll
+  for (int k = 0; k < 8; k += 2) {
+    const float ea = min_nan(ex2_ftz(v[k] * -1.4426950408889634f), 0x1p127f);
+    const float eb = min_nan(ex2_ftz(v[k + 1] * -1.4426950408889634f), 0x1p127f);
+    const float ua = fmaf(ea, 0x1p-126f, 0x1p-126f), ub = fmaf(eb, 0x1p-126f, 0x1p-126f);
+    const float r = rcp_ftz((1.0f + ea) * ub);
+    sp = fmaf(ua + ub, r, sp);
+    const float uy = (((y >> k) & 1u) ? ub : 0.0f) + (((y >> (k + 1)) & 1u) ? ua : 0.0f);
+    spy = fmaf(uy, r, spy);
   }
   return h;
 }
@@ -503,11 +535,11 @@ __device__ __forceinline__ void warp_reduce(RewardAcc& a) {
 #endif
 }
 
-// The block's totals in kAcc layout (tp, fp, fn, cnt, bad target, bad prediction, sum p*y, sum p, 0), in every
-// thread; component k summed over the warps by thread k, which also stores it to dst[k] when dst is not null
-// (the block's partial record). The stores need no fence of their own: the barrier at the end orders them before
-// last_block_arrive's fence in thread 0, which publishes them to the other blocks (the pattern of cooperative
-// groups' grid sync); one fence per block instead of one per storing thread. Smaller than block_sum
+// The block's totals in kAcc layout (tp, fp, fn, cnt, bad target, bad prediction, sum p*y, sum p, 0); component k
+// summed over the warps by thread k, which stores it to dst[k] when dst is not null (the block's partial record;
+// zeros are returned then), else to every thread. The stores need no fence of their own: the barrier at the end
+// orders them before the release of last_block_arrive in thread 0, which publishes them to the other blocks (the
+// pattern of cooperative groups' grid sync). Smaller than block_sum
 // over kAcc doubles (no second warp reduction, no shuffles of the counts): this code runs cold at the start
 // of every block's epilogue.
 __device__ __forceinline__ DSums<kAcc> reward_block_totals(RewardAcc a, double* dst) {
@@ -519,17 +551,31 @@ __device__ __forceinline__ DSums<kAcc> reward_block_totals(RewardAcc a, double* 
   if (threadIdx.x < kAcc) {
     const int k = static_cast<int>(threadIdx.x);
     double t = 0.0;
-    for (int w = 0; w < kThreads / 32; ++w) t += k < 6 ? static_cast<double>(s_warp[w].c[k]) : (k < 8 ? s_warp[w].f[k - 6] : 0.0);
-    s_tot.v[k] = t;
+    if (k < 6) {  // counts in 32 bits (a block covers fewer than 2^31 pixels), converted once
+      uint32_t c = 0;
+#pragma unroll
+      for (int w = 0; w < kThreads / 32; ++w) c += s_warp[w].c[k];
+      t = static_cast<double>(c);
+    } else if (k < 8) {
+#pragma unroll
+      for (int w = 0; w < kThreads / 32; ++w) t += s_warp[w].f[k - 6];
+    }
     if (dst) dst[k] = t;
+    else s_tot.v[k] = t;
   }
   __syncthreads();
+  if (dst) return DSums<kAcc>{};  // the last block reads every partial back, its own too
   return s_tot;
 }
 
-// The per-sample epilogue of the reward kernel (scores, statistics, confusion; never losses) from kAcc totals.
+// The per-sample epilogue of the reward kernel (scores, statistics, confusion; never losses) from kAcc totals, by
+// the calling thread alone.
 __device__ __forceinline__ void finish_sample_scores(const Args& a, int64_t n, const DSums<kAcc>& acc) {
   mask_finish_scores(totals_from(acc), n, a.n, a.p, MODE_STATS, true, false, a.spec, a.out);
+}
+// The same, one part per thread (mask_finish_scores_part): called by threads 0 .. kFinishParts - 1, all with acc.
+__device__ __forceinline__ void finish_sample_scores_part(const Args& a, int64_t n, const DSums<kAcc>& acc, int part) {
+  if (part < kFinishParts) mask_finish_scores_part(part, totals_from(acc), n, a.n, a.p, MODE_STATS, true, false, a.spec, a.out);
 }
 
 // NaN logits in the chunks c0 + j * stride (j < B) below `chunks`: rare, so the batch's logits are read again
@@ -551,9 +597,12 @@ __device__ __forceinline__ uint32_t reload_nan_count(const void* prow, int c0, i
 
 // Full batches of the reward kernel for a target without a region, uint8 (strict or not) or PACKED_T bit-packed:
 // no bounds check per chunk, no tests of the mask kinds, the counts of the batch from 32-bit words (chunk j in
-// byte j: tp = popc(h & y), fp = popc(h & ~y), fn = popc(~h & y), cnt = 8 per chunk) and one NaN test per
-// batch. The soft sums add up chunk by chunk as in the checked loop, so the results do not depend on which loop
-// took a chunk. Returns the start of the first batch that is not full.
+// byte j: tp = popc(h & y), fp = popc(h & ~y), fn = popc(~h & y), cnt = 8 per chunk), one NaN test per batch and
+// the soft sums by logit_sums_pairs, per batch in float and then added in double: one conversion per batch instead
+// of one per chunk (with the shorter block totals, 0.1 us at 32x1M bf16 on the H200; RESULTS.md "Session 7"); a
+// float sum of 32 terms in [0, 1] is within 2e-6 (relative) of its exact value at worst. Returns the start of the
+// first batch not taken: the end of the full batches, or (soft sums) the batch with a NaN logit, which the checked
+// loop redoes per pixel with the rest.
 template <typename PT, bool SOFT, bool PACKED_T>
 __device__ __forceinline__ int reward_full_batches(const void* prow, const uint8_t* trow_p, bool strict, float thr,
                                                    int c0, int chunks, int stride, RewardAcc& r) {
@@ -566,26 +615,32 @@ __device__ __forceinline__ int reward_full_batches(const void* prow, const uint8
       ld_raw(prow, c0 + j * stride, raw[j]);
       traw[j] = ld_raw_mask(trow_p, PACKED_T ? MASK_PACKED : MASK_U8, c0 + j * stride);
     }
-    uint32_t y = 0, h = 0;
+    uint32_t y = 0, h = 0, bad_t = 0;
     if constexpr (PACKED_T) {
 #pragma unroll
       for (int j = 0; j < kBatch; ++j) y |= traw[j].x << (8 * j);
     } else {
-      y = u8_batch_bits(traw, strict, r.c[4]);
+      y = u8_batch_bits(traw, strict, bad_t);
     }
     bool nan = false;
+    float bspy = 0.0f, bsp = 0.0f;  // the batch's soft sums (32 pixels for 16-bit logits) in float
 #pragma unroll
     for (int j = 0; j < kBatch; ++j) {
       float v[8];
       decode(raw[j], v);
       float sp = 0.0f, spy = 0.0f, any;
-      h |= logit_sums<SOFT>(v, thr, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
-      nan |= any != any;
       if constexpr (SOFT) {
-        r.f[0] += spy;
-        r.f[1] += sp;
+        h |= logit_sums_pairs(v, thr, (y >> (8 * j)) & 0xffu, bsp, bspy) << (8 * j);
+      } else {
+        h |= logit_sums<false>(v, thr, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
+        nan |= any != any;
       }
     }
+    // a NaN logit: nothing of this batch is kept, and the checked loop takes it and the rest per pixel
+    if (SOFT && bsp != bsp) break;
+    r.c[4] += bad_t;
+    r.f[0] += bspy;
+    r.f[1] += bsp;
     r.c[0] += __popc(h & y);
     r.c[1] += __popc(h & ~y);
     r.c[2] += __popc(~h & y);
@@ -661,7 +716,8 @@ __global__ void __launch_bounds__(kThreads, 4) reward_kernel(const Args a) {
   const DSums<kAcc> acc = reward_block_totals(r, dst);
   if (bps > 1) {
     if (!last_block_arrive(a.counters + n, static_cast<unsigned>(bps))) return;
-    // the last block of the sample: one warp sums the partials (a few hundred records at most) in a fixed order
+    // the last block of the sample: one warp sums the partials (a few hundred records at most) in a fixed order,
+    // into every lane, and its lanes write the outputs
     if (threadIdx.x >= 32) return;
     DSums<kAcc> t;
 #pragma unroll
@@ -671,13 +727,11 @@ __global__ void __launch_bounds__(kThreads, 4) reward_kernel(const Args a) {
 #pragma unroll
       for (int k = 0; k < kAcc; ++k) t.v[k] += load_cg(src + k);
     }
-    warp_sum(t);
-    if (threadIdx.x == 0) {
-      a.counters[n] = 0u;
-      finish_sample_scores(a, n, t);
-    }
-  } else if (threadIdx.x == 0) {
-    finish_sample_scores(a, n, acc);
+    warp_allsum(t);
+    if (threadIdx.x == 0) a.counters[n] = 0u;
+    finish_sample_scores_part(a, n, t, static_cast<int>(threadIdx.x));
+  } else {
+    finish_sample_scores_part(a, n, acc, static_cast<int>(threadIdx.x));
   }
 }
 

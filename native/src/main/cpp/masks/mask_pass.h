@@ -269,9 +269,11 @@ SA2VA_HD double div_nocall(double num, double den) {
 #endif
 }
 
+// num / den, or the empty-mask value when den == 0. Branch-free (both computed, one selected), so that the five
+// ratios of a reward can run side by side.
 SA2VA_HD float ratio_or_empty(double num, double den, bool empty_nan) {
-  if (den == 0.0) return empty_nan ? NAN : 1.0f;
-  return static_cast<float>(div_nocall(num, den));
+  const float q = static_cast<float>(div_nocall(num, den));
+  return den == 0.0 ? (empty_nan ? NAN : 1.0f) : q;
 }
 
 // The soft sums S = sum p*y, A = sum p and B = sum y of a sample's totals (the counts for binary predictions and
@@ -283,52 +285,91 @@ SA2VA_HD SoftSums soft_sums(const MaskTotals& t, int mode, bool float_pred) {
   return SoftSums{soft ? t.f[0] : tp, soft ? t.f[1] : tp + fp, tp + fn};
 }
 
+// Score row `row` (SC_DICE .. SC_TVERSKY) from the spec's "TP" a, "FP" pfp and "FN" pfn (soft sums or counts).
+SA2VA_HD float score_ratio(int row, double a, double pfp, double pfn, const MaskSpec& s, bool empty_nan) {
+  double num = a, den;
+  if (row == SC_DICE) {
+    num = 2 * a;
+    den = 2 * a + pfp + pfn;
+  } else if (row == SC_RECALL) {
+    den = a + pfn;
+  } else if (row == SC_PRECISION) {
+    den = a + pfp;
+  } else if (row == SC_IOU) {
+    den = a + pfp + pfn;
+  } else {
+    den = a + s.v[SPEC_ALPHA] * pfp + s.v[SPEC_BETA] * pfn;
+  }
+  return ratio_or_empty(num, den, empty_nan);
+}
+
+// The outputs of mask_finish_scores come in independent parts, each written by one call of
+// mask_finish_scores_part: the 4 confusion entries, the ST_ROWS statistics rows, the PO_ROWS policy rows and the
+// SC_ROWS score rows of sample n. The CPU runs the parts one after another; the reward kernel gives each part to
+// one lane of a warp, so its per-sample epilogue takes as long as the longest part (the reward: five ratios that
+// do not depend on each other) instead of all of them in a row (benchmarks/RESULTS.md, "Session 7").
+constexpr int kFinishParts = 4 + ST_ROWS + PO_ROWS + SC_ROWS;
+
+SA2VA_HD void mask_finish_scores_part(int part, const MaskTotals& t, int64_t n, int64_t N, int64_t P, int mode,
+                                      bool float_pred, bool normalize_policy, const MaskSpec& s, const MaskOut& o) {
+  const bool bad = t.bad_target != 0 || t.bad_pred != 0;
+  const int64_t tn_count = t.cnt - t.tp - t.fp - t.fn;
+  if (part < 4) {
+    if (o.confusion) o.confusion[n * 4 + part] = part == 0 ? t.tp : part == 1 ? t.fp : part == 2 ? t.fn : tn_count;
+    return;
+  }
+  part -= 4;
+  const double tp = static_cast<double>(t.tp), fp = static_cast<double>(t.fp), fn = static_cast<double>(t.fn);
+  const SoftSums ss = soft_sums(t, mode, float_pred);
+  if (part < ST_ROWS) {
+    if (o.stats) {
+      const int k = part;  // selects, not an indexed array: a dynamic index would put the row in local memory
+      const double v = k == ST_TP ? tp : k == ST_FP ? fp : k == ST_FN ? fn : k == ST_TN ? static_cast<double>(tn_count)
+                     : k == ST_SPY ? ss.spy : k == ST_SP ? ss.sp : k == ST_SY ? ss.sy
+                     : k == ST_BCE ? (mode == MODE_STATS ? t.f[2] : 0.0)
+                     : k == ST_BAD_TARGET ? static_cast<double>(t.bad_target) : static_cast<double>(t.bad_pred);
+      o.stats[k * N + n] = v;
+    }
+    return;
+  }
+  part -= ST_ROWS;
+  if (part < PO_ROWS) {
+    if (o.policy) {
+      const double scale = normalize_policy ? div_nocall(1.0, static_cast<double>(P)) : 1.0;
+      o.policy[part * N + n] = static_cast<float>((part == PO_LOGP ? t.f[0] : t.f[1]) * scale);
+    }
+    return;
+  }
+  part -= PO_ROWS;
+  if (!o.scores) return;
+  const bool en = s.v[SPEC_EMPTY_NAN] != 0.0f;
+  const bool soft = s.v[SPEC_SOFT] != 0.0f;
+  const double a = soft ? ss.spy : tp;             // "TP"
+  const double pfp = soft ? ss.sp - ss.spy : fp;   // "FP"
+  const double pfn = soft ? ss.sy - ss.spy : fn;   // "FN"
+  float v;
+  if (part == SC_REWARD) {
+    float sc[5];
+    SA2VA_UNROLL
+    for (int k = 0; k < 5; ++k) sc[k] = score_ratio(SC_DICE + k, a, pfp, pfn, s, en);
+    v = 0.0f;
+    SA2VA_UNROLL
+    for (int k = 0; k < 5; ++k) {
+      const float w = s.v[SPEC_W_DICE + k];
+      v = w != 0.0f ? v + w * sc[k] : v;  // unused metrics never leak a NaN into the reward
+    }
+  } else {
+    v = score_ratio(part, a, pfp, pfn, s, en);
+  }
+  o.scores[part * N + n] = bad ? NAN : v;
+}
+
 // mask_finish without the supervised losses (o.loss, o.coef ignored): the epilogue of the reward kernel, which
 // keeps the losses' double-precision code (pow) out of its instructions.
 SA2VA_HD void mask_finish_scores(const MaskTotals& t, int64_t n, int64_t N, int64_t P, int mode, bool float_pred,
                                  bool normalize_policy, const MaskSpec& s, const MaskOut& o) {
-  const double tp = static_cast<double>(t.tp), fp = static_cast<double>(t.fp), fn = static_cast<double>(t.fn);
-  const double tn = static_cast<double>(t.cnt - t.tp - t.fp - t.fn);
-  const bool stats_mode = mode == MODE_STATS;
-  const SoftSums ss = soft_sums(t, mode, float_pred);
-  const double spy = ss.spy, sp = ss.sp, sy = ss.sy;
-  const bool bad = t.bad_target != 0 || t.bad_pred != 0;
-  if (o.confusion) {
-    o.confusion[n * 4 + 0] = t.tp;
-    o.confusion[n * 4 + 1] = t.fp;
-    o.confusion[n * 4 + 2] = t.fn;
-    o.confusion[n * 4 + 3] = t.cnt - t.tp - t.fp - t.fn;
-  }
-  if (o.stats) {
-    double row[ST_ROWS] = {tp, fp, fn, tn, spy, sp, sy, stats_mode ? t.f[2] : 0.0,
-                           static_cast<double>(t.bad_target), static_cast<double>(t.bad_pred)};
-    for (int k = 0; k < ST_ROWS; ++k) o.stats[k * N + n] = row[k];
-  }
-  if (o.policy) {
-    double scale = normalize_policy ? div_nocall(1.0, static_cast<double>(P)) : 1.0;
-    o.policy[PO_LOGP * N + n] = static_cast<float>(t.f[0] * scale);
-    o.policy[PO_ENTROPY * N + n] = static_cast<float>(t.f[1] * scale);
-  }
-  if (o.scores) {
-    const bool en = s.v[SPEC_EMPTY_NAN] != 0.0f;
-    const bool soft = s.v[SPEC_SOFT] != 0.0f;
-    const double a = soft ? spy : tp;                  // "TP"
-    const double pfp = soft ? sp - spy : fp;           // "FP"
-    const double pfn = soft ? sy - spy : fn;           // "FN"
-    float sc[SC_ROWS];
-    sc[SC_DICE] = ratio_or_empty(2 * a, 2 * a + pfp + pfn, en);
-    sc[SC_RECALL] = ratio_or_empty(a, a + pfn, en);
-    sc[SC_PRECISION] = ratio_or_empty(a, a + pfp, en);
-    sc[SC_IOU] = ratio_or_empty(a, a + pfp + pfn, en);
-    sc[SC_TVERSKY] = ratio_or_empty(a, a + s.v[SPEC_ALPHA] * pfp + s.v[SPEC_BETA] * pfn, en);
-    float r = 0.0f;
-    for (int k = 0; k < 5; ++k) {
-      float w = s.v[SPEC_W_DICE + k];
-      if (w != 0.0f) r += w * sc[SC_DICE + k];  // unused metrics never leak a NaN into the reward
-    }
-    sc[SC_REWARD] = r;
-    for (int k = 0; k < SC_ROWS; ++k) o.scores[k * N + n] = bad ? NAN : sc[k];
-  }
+  for (int part = 0; part < kFinishParts; ++part)
+    mask_finish_scores_part(part, t, n, N, P, mode, float_pred, normalize_policy, s, o);
 }
 
 // The supervised losses and their gradient coefficients of mask_finish (o.loss, o.coef).

@@ -345,6 +345,13 @@ template <typename T> inline T emu_shfl_down_struct(const T& v, int d) {
   ::emu::shuffle_bytes(&v, &r, sizeof(T), lane + d < 32 ? lane + d : lane);
   return r;
 }
+// __shfl_xor_sync of a whole trivially copyable struct (emulation only: see last_block.cuh's warp_allsum).
+template <typename T> inline T emu_shfl_xor_struct(const T& v, int d) {
+  const int lane = ::emu::st().cur & 31;
+  T r;
+  ::emu::shuffle_bytes(&v, &r, sizeof(T), lane ^ d);
+  return r;
+}
 template <typename T> inline T __shfl_down_sync(unsigned mask, T v, int d) {
   assert(mask == 0xffffffffu);
   const int lane = ::emu::st().cur & 31;

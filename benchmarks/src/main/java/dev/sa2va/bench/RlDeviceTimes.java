@@ -107,13 +107,17 @@ public final class RlDeviceTimes {
                 Tensor copySrc = Torch.rand(ScalarType.Float, d, s[0] * s[1] * 3 / 4);
                 Tensor copyDst = Torch.empty(ScalarType.Float, d, s[0] * s[1] * 3 / 4);
                 emit("copy", size, "3B/px", () -> copyDst.copy_(copySrc), s[0] * s[1] * 3 * 2);
-                for (boolean bits : new boolean[] {false, true}) {
+                // fp32 logits (f32-u8): the evaluate row only, for the bandwidth goal at 5 bytes per pixel
+                for (String form : new String[] {"bf16-u8", "bf16-bits", "f32-u8"}) {
+                    boolean bits = form.equals("bf16-bits");
                     MaskTargets t = bits ? MaskTargets.of(BitMasks.pack(y, "targets")) : MaskTargets.of(y);
-                    long bytes = s[0] * s[1] * 2 + (bits ? s[0] * s[1] / 8 : s[0] * s[1]);
-                    String form = bits ? "bf16-bits" : "bf16-u8";
-                    MaskMetrics.Result ev = MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT);
-                    emit("evaluate", size, form, () -> MaskMetrics.evaluate(logits, t, MaskMetrics.Spec.DEFAULT, ev),
-                            bytes);
+                    Tensor z = form.equals("f32-u8") ? logits.to(ScalarType.Float) : logits;
+                    long bytes = s[0] * s[1] * (form.equals("f32-u8") ? 4 : 2) + (bits ? s[0] * s[1] / 8 : s[0] * s[1]);
+                    MaskMetrics.Result ev = MaskMetrics.evaluate(z, t, MaskMetrics.Spec.DEFAULT);
+                    emit("evaluate", size, form, () -> MaskMetrics.evaluate(z, t, MaskMetrics.Spec.DEFAULT, ev), bytes);
+                    if (form.equals("f32-u8")) {
+                        continue;
+                    }
                     // A/B: without programmatic dependent launch (NativeLibrary.rl_set_pdl)
                     NativeLibrary.rl_set_pdl(0);
                     try {

@@ -10,28 +10,14 @@ struct DSums {
   double v[K];
 };
 
+// Sum over the warp, in every lane: butterfly exchanges (lane i adds lane i ^ off). Floating-point addition is
+// commutative, so every lane ends with the same value, the one a shuffle-down tree leaves in lane 0.
 template <int K>
 __device__ __forceinline__ void warp_sum(DSums<K>& a) {
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) {
 #ifdef SA2VA_CUDA_EMULATION
     // the same sums, with one exchange of the whole struct per step (each emulated shuffle switches fibers)
-    const DSums<K> o = emu_shfl_down_struct(a, off);
-    for (int k = 0; k < K; ++k) a.v[k] += o.v[k];
-#else
-#pragma unroll
-    for (int k = 0; k < K; ++k) a.v[k] += __shfl_down_sync(0xffffffffu, a.v[k], off);
-#endif
-  }
-}
-
-// warp_sum with the total in every lane: butterfly exchanges (lane i adds lane i ^ off). Floating-point addition is
-// commutative, so every lane ends with the same value, and lane 0 with the value warp_sum gives it.
-template <int K>
-__device__ __forceinline__ void warp_allsum(DSums<K>& a) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) {
-#ifdef SA2VA_CUDA_EMULATION
     const DSums<K> o = emu_shfl_xor_struct(a, off);
     for (int k = 0; k < K; ++k) a.v[k] += o.v[k];
 #else

@@ -727,7 +727,7 @@ __global__ void __launch_bounds__(kThreads, 4) reward_kernel(const Args a) {
 #pragma unroll
       for (int k = 0; k < kAcc; ++k) t.v[k] += load_cg(src + k);
     }
-    warp_allsum(t);
+    warp_sum(t);
     if (threadIdx.x == 0) a.counters[n] = 0u;
     finish_sample_scores_part(a, n, t, static_cast<int>(threadIdx.x));
   } else {

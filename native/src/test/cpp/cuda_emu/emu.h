@@ -338,14 +338,14 @@ inline T emu_shfl(T v, int src) {
   std::memcpy(&r, &u, sizeof(T));
   return r;
 }
-// __shfl_down_sync of a whole trivially copyable struct (emulation only: see last_block.cuh's warp_sum).
+// __shfl_down_sync of a whole trivially copyable struct (emulation only: see mask_pass.cuh's warp_reduce).
 template <typename T> inline T emu_shfl_down_struct(const T& v, int d) {
   const int lane = ::emu::st().cur & 31;
   T r;
   ::emu::shuffle_bytes(&v, &r, sizeof(T), lane + d < 32 ? lane + d : lane);
   return r;
 }
-// __shfl_xor_sync of a whole trivially copyable struct (emulation only: see last_block.cuh's warp_allsum).
+// __shfl_xor_sync of a whole trivially copyable struct (emulation only: see last_block.cuh's warp_sum).
 template <typename T> inline T emu_shfl_xor_struct(const T& v, int d) {
   const int lane = ::emu::st().cur & 31;
   T r;

@@ -312,18 +312,35 @@ constexpr int kFinishParts = 4 + ST_ROWS + PO_ROWS + SC_ROWS;
 
 SA2VA_HD void mask_finish_scores_part(int part, const MaskTotals& t, int64_t n, int64_t N, int64_t P, int mode,
                                       bool float_pred, bool normalize_policy, const MaskSpec& s, const MaskOut& o) {
+  // Every value first, by the same instructions whatever the part (on the GPU a warp's lanes then run one path up to
+  // the store of their own part; see kFinishParts); values are picked by selects, not by indexing an array, which
+  // would put the array in local memory.
   const bool bad = t.bad_target != 0 || t.bad_pred != 0;
   const int64_t tn_count = t.cnt - t.tp - t.fp - t.fn;
+  const double tp = static_cast<double>(t.tp), fp = static_cast<double>(t.fp), fn = static_cast<double>(t.fn);
+  const SoftSums ss = soft_sums(t, mode, float_pred);
+  const bool en = s.v[SPEC_EMPTY_NAN] != 0.0f;
+  const bool soft = s.v[SPEC_SOFT] != 0.0f;
+  const double a = soft ? ss.spy : tp;             // "TP"
+  const double pfp = soft ? ss.sp - ss.spy : fp;   // "FP"
+  const double pfn = soft ? ss.sy - ss.spy : fn;   // "FN"
+  float sc[5];
+  SA2VA_UNROLL
+  for (int k = 0; k < 5; ++k) sc[k] = score_ratio(SC_DICE + k, a, pfp, pfn, s, en);
+  float reward = 0.0f;
+  SA2VA_UNROLL
+  for (int k = 0; k < 5; ++k) {
+    const float w = s.v[SPEC_W_DICE + k];
+    reward = w != 0.0f ? reward + w * sc[k] : reward;  // unused metrics never leak a NaN into the reward
+  }
   if (part < 4) {
     if (o.confusion) o.confusion[n * 4 + part] = part == 0 ? t.tp : part == 1 ? t.fp : part == 2 ? t.fn : tn_count;
     return;
   }
   part -= 4;
-  const double tp = static_cast<double>(t.tp), fp = static_cast<double>(t.fp), fn = static_cast<double>(t.fn);
-  const SoftSums ss = soft_sums(t, mode, float_pred);
   if (part < ST_ROWS) {
     if (o.stats) {
-      const int k = part;  // selects, not an indexed array: a dynamic index would put the row in local memory
+      const int k = part;
       const double v = k == ST_TP ? tp : k == ST_FP ? fp : k == ST_FN ? fn : k == ST_TN ? static_cast<double>(tn_count)
                      : k == ST_SPY ? ss.spy : k == ST_SP ? ss.sp : k == ST_SY ? ss.sy
                      : k == ST_BCE ? (mode == MODE_STATS ? t.f[2] : 0.0)
@@ -342,25 +359,8 @@ SA2VA_HD void mask_finish_scores_part(int part, const MaskTotals& t, int64_t n, 
   }
   part -= PO_ROWS;
   if (!o.scores) return;
-  const bool en = s.v[SPEC_EMPTY_NAN] != 0.0f;
-  const bool soft = s.v[SPEC_SOFT] != 0.0f;
-  const double a = soft ? ss.spy : tp;             // "TP"
-  const double pfp = soft ? ss.sp - ss.spy : fp;   // "FP"
-  const double pfn = soft ? ss.sy - ss.spy : fn;   // "FN"
-  float v;
-  if (part == SC_REWARD) {
-    float sc[5];
-    SA2VA_UNROLL
-    for (int k = 0; k < 5; ++k) sc[k] = score_ratio(SC_DICE + k, a, pfp, pfn, s, en);
-    v = 0.0f;
-    SA2VA_UNROLL
-    for (int k = 0; k < 5; ++k) {
-      const float w = s.v[SPEC_W_DICE + k];
-      v = w != 0.0f ? v + w * sc[k] : v;  // unused metrics never leak a NaN into the reward
-    }
-  } else {
-    v = score_ratio(part, a, pfp, pfn, s, en);
-  }
+  const float v = part == SC_REWARD ? reward : part == SC_DICE ? sc[0] : part == SC_RECALL ? sc[1]
+                : part == SC_PRECISION ? sc[2] : part == SC_IOU ? sc[3] : sc[4];
   o.scores[part * N + n] = bad ? NAN : v;
 }
 

@@ -546,6 +546,28 @@ __device__ __forceinline__ void epilogue(sa2va::maskpass::RewardAcc r, int n, in
     if (lane == 0) { counters[n] = 0u; finish_sample_scores(ea, n, tt); }
     return;
   }
+  if (EPI >= 20) {  // the library's epilogue (mask_pass.cuh reward_kernel), whole (20) or cut short: 21 without the
+                    // per-sample finish, 22 without the gather either, 23 block totals only
+    double* dst = partials + ((long long)n * bps + part) * kAcc;
+    const sa2va::DSums<kAcc> acc = reward_block_totals(r, dst);
+    if (EPI == 23) return;
+    if (!sa2va::last_block_arrive(counters + n, (unsigned)bps)) return;
+    if (threadIdx.x >= 32) return;
+    if (EPI == 22) { if (threadIdx.x == 0) { counters[n] = 0u; out[n] = (float)acc.v[0]; } return; }
+    sa2va::DSums<kAcc> t;
+#pragma unroll
+    for (int k = 0; k < kAcc; ++k) t.v[k] = 0.0;
+    for (int b = threadIdx.x; b < bps; b += 32) {
+      const double* src = partials + ((long long)n * bps + b) * kAcc;
+#pragma unroll
+      for (int k = 0; k < kAcc; ++k) t.v[k] += sa2va::load_cg(src + k);
+    }
+    sa2va::warp_sum(t);
+    if (threadIdx.x == 0) counters[n] = 0u;
+    if (EPI == 21) { if (threadIdx.x == 0) out[n] = (float)t.v[0]; return; }
+    finish_sample_scores_part(ea, n, t, (int)threadIdx.x);
+    return;
+  }
   double* dst = partials + ((long long)n * bps + part) * kAcc;
   const sa2va::DSums<kAcc> acc = reward_block_totals(r, dst);
   if (EPI == 13) return;
@@ -687,6 +709,57 @@ __global__ void __launch_bounds__(256, 4) rke(const uint4* __restrict__ logits, 
   epilogue<EPI>(r, n, part, bps, partials, counters, out, ea);
 }
 
+// Candidate (session 7, late): the library's full-batch loop (logit_sums_pairs, batch sums in float) with an L2
+// prefetch D rounds ahead: lanes 0-3 of each warp prefetch the warp's 512 bytes of logits of slot j, lanes 4-7 its
+// 256 bytes of targets (cp.async.bulk.prefetch.L2), so the loads of later rounds find their lines in L2.
+__device__ __forceinline__ void prefetch_l2(const void* p, unsigned bytes) {
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" :: "l"(p), "r"(bytes) : "memory");
+}
+template <int H, int D, int EPI>
+__global__ void __launch_bounds__(256, 4) rkf(const uint4* __restrict__ logits, const uint2* __restrict__ tg, int chunks, int bps,
+                                             double* partials, unsigned* counters, float* out, const sa2va::maskpass::Args ea) {
+  using namespace sa2va::maskpass;
+  const int n = blockIdx.x / bps, part = blockIdx.x - n * bps;
+  const uint4* prow = logits + (long long)n * chunks;
+  const uint2* trow = tg + (long long)n * chunks;
+  RewardAcc r{{0u, 0u, 0u, 0u, 0u, 0u}, {0.0, 0.0}};
+  const int stride = bps * 256, lane = threadIdx.x & 31;
+  const int wbase = part * 256 + (threadIdx.x & ~31);
+  int c0 = part * 256 + threadIdx.x;
+  for (int round = 0; c0 + 3 * stride < chunks; c0 += 4 * stride, ++round) {
+    if (D > 0 && lane < 8) {
+      const int cb = wbase + (lane & 3) * stride + (round + D) * 4 * stride;
+      if (cb < chunks) {
+        if (lane < 4) prefetch_l2(prow + cb, 512u);
+        else prefetch_l2(trow + cb, 256u);
+      }
+    }
+    RawPred<sa2va::bf16_t> raw[4]; uint2 t[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) { raw[j].q = ld16<H>(prow + c0 + j * stride); t[j] = ld8<H>(trow + c0 + j * stride); }
+    uint32_t bad_t = 0;
+    const uint32_t y = u8_batch_bits(t, true, bad_t);
+    uint32_t h = 0;
+    float bsp = 0.0f, bspy = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      float v[8]; decode(raw[j], v);
+      h |= logit_sums_pairs(v, 0.0f, (y >> (8 * j)) & 0xffu, bsp, bspy) << (8 * j);
+    }
+    if (bsp != bsp) break;  // (timing only: no NaN in the probe's data)
+    r.c[4] += bad_t; r.f[0] += bspy; r.f[1] += bsp;
+    r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y); r.c[2] += __popc(~h & y); r.c[3] += 32;
+  }
+  for (; c0 < chunks; c0 += stride) {
+    RawPred<sa2va::bf16_t> raw; raw.q = ld16<H>(prow + c0); uint2 t[1] = {ld8<H>(trow + c0)};
+    uint32_t y = u8_batch_bits(t, true, r.c[4]);
+    float v[8]; decode(raw, v); float sp = 0, spy = 0, any;
+    uint32_t h = logit_sums<true>(v, 0.0f, y, 0xffu, sp, spy, any);
+    r.f[0] += spy; r.f[1] += sp; r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y & 0xffu); r.c[2] += __popc(~h & y); r.c[3] += 8;
+  }
+  epilogue<EPI>(r, n, part, bps, partials, counters, out, ea);
+}
+
 __global__ void fin_only(const double* tot, const sa2va::maskpass::Args a) {
   using namespace sa2va::maskpass;
   if (threadIdx.x != 0) return;
@@ -787,6 +860,22 @@ int main(int argc, char** argv) {
 #define RKK(K, H, EPI, PAIR) { int bps = std::max(1, (int)(sms * 4 / N)); char nm[96]; snprintf(nm, 96, #K " H=%d epi=%d pair=%d bps=%d", H, EPI, PAIR, bps); \
     auto f = [&] { K<H, EPI, PAIR><<<N * bps, 256, 0, st>>>(a, b, (int)(P / 8), bps, partials, counters, fout, ea); }; row(nm, time_us(f), bytes); \
     if (EPI == 12 || EPI == 15) { CK(cudaMemset(stats2, 0, 10 * N * 8)); CK(cudaMemset(scores2, 0, 6 * N * 4)); f(); check(nm); } }
+  if (getenv("PROBE_PF")) {  // session 7, late: L2 prefetch ahead of the library's loop
+#define RKF(H, D, EPI) { int bps = std::max(1, (int)(sms * 4 / N)); char nm[96]; snprintf(nm, 96, "rkf H=%d prefetch=%d epi=%d bps=%d", H, D, EPI, bps); \
+    auto f = [&] { rkf<H, D, EPI><<<N * bps, 256, 0, st>>>(a, b, (int)(P / 8), bps, partials, counters, fout, ea); }; row(nm, time_us(f), bytes); \
+    if (EPI == 12 || EPI == 20) { CK(cudaMemset(stats2, 0, 10 * N * 8)); CK(cudaMemset(scores2, 0, 6 * N * 4)); f(); check(nm); } }
+    RKF(3, 0, 0) RKF(3, 1, 0) RKF(3, 2, 0) RKF(3, 4, 0) RKF(3, 0, 12) RKF(3, 1, 12) RKF(3, 2, 12) RKF(0, 1, 0) RKF(0, 2, 12)
+    return 0;
+  }
+  if (getenv("PROBE_EPI")) {  // session 7, late: the library's epilogue, piece by piece, after the library's loop
+    RKF(3, 0, 0) RKF(3, 0, 23) RKF(3, 0, 22) RKF(3, 0, 21) RKF(3, 0, 20) RKF(3, 0, 0) RKF(3, 0, 20)
+    row("library mask_scores_cuda (again)", time_us([&] { sa2va::mask_scores_cuda(dl, sa2va::BF16, sa2va::PRED_LOGITS, dt, sa2va::MASK_U8, nullptr, sa2va::MASK_NONE, N, P, 1, 0.0f, spec, stats, scores, nullptr, nullptr, nullptr, st); }), bytes);
+    sa2va::rl_set_pdl(0);
+    row("library mask_scores_cuda pdl=0", time_us([&] { sa2va::mask_scores_cuda(dl, sa2va::BF16, sa2va::PRED_LOGITS, dt, sa2va::MASK_U8, nullptr, sa2va::MASK_NONE, N, P, 1, 0.0f, spec, stats, scores, nullptr, nullptr, nullptr, st); }), bytes);
+    sa2va::rl_set_pdl(-1);
+    row("library mask_scores_cuda (again)", time_us([&] { sa2va::mask_scores_cuda(dl, sa2va::BF16, sa2va::PRED_LOGITS, dt, sa2va::MASK_U8, nullptr, sa2va::MASK_NONE, N, P, 1, 0.0f, spec, stats, scores, nullptr, nullptr, nullptr, st); }), bytes);
+    return 0;
+  }
   RKQ(3, 0, 0) RKQ(3, 12, 0) RKQ(3, 0, 2) RKQ(3, 12, 2) RKQ(3, 0, 3) RKQ(3, 12, 3)
   RKK(rke, 3, 13, 0) RKK(rke, 3, 14, 0) RKK(rke, 3, 15, 0) RKK(rke, 3, 12, 2) RKK(rke, 3, 13, 2) RKK(rke, 3, 14, 2) RKK(rke, 3, 15, 2)
   RKK(rkp, 3, 0, 0) RKK(rkp, 3, 12, 0) RKK(rkp, 3, 15, 0) RKK(rkp, 3, 0, 2) RKK(rkp, 3, 12, 2) RKK(rkp, 3, 15, 2) RKK(rkp, 3, 0, 3) RKK(rkp, 3, 12, 3)

@@ -505,6 +505,43 @@ __global__ void __launch_bounds__(256, 4) rkc(const uint4* __restrict__ logits, 
   if (threadIdx.x == 0) finish_sample_scores(ea, n, tt);
 }
 
+// A probe-local per-sample finish for the reward case (outputs stats and scores), one part per lane like the
+// library's, from the double totals directly (no int64 round trip); FLOATDIV: the ratios by a float reciprocal.
+template <bool FLOATDIV>
+__device__ __forceinline__ void finish_fast(const sa2va::maskpass::Args& a, int n, const sa2va::DSums<sa2va::maskpass::kAcc>& t, int lane) {
+  using namespace sa2va;
+  const double tp = t.v[0], fp = t.v[1], fn = t.v[2], cnt = t.v[3], bt = t.v[4], bp = t.v[5];
+  const double tn = cnt - tp - fp - fn, spy = t.v[6], sp = t.v[7], sy = tp + fn;
+  const bool en = a.spec.v[SPEC_EMPTY_NAN] != 0.0f, soft = a.spec.v[SPEC_SOFT] != 0.0f;
+  const double aa = soft ? spy : tp, pfp = soft ? sp - spy : fp, pfn = soft ? sy - spy : fn;
+  float sc[5];
+#pragma unroll
+  for (int k = 0; k < 5; ++k) {
+    double num = aa, den;
+    if (k == 0) { num = 2 * aa; den = 2 * aa + pfp + pfn; }
+    else if (k == 1) den = aa + pfn;
+    else if (k == 2) den = aa + pfp;
+    else if (k == 3) den = aa + pfp + pfn;
+    else den = aa + a.spec.v[SPEC_ALPHA] * pfp + a.spec.v[SPEC_BETA] * pfn;
+    const float q = FLOATDIV ? __fdividef((float)num, (float)den) : (float)div_nocall(num, den);
+    sc[k] = den == 0.0 ? (en ? NAN : 1.0f) : q;
+  }
+  float reward = 0.0f;
+#pragma unroll
+  for (int k = 0; k < 5; ++k) { const float w = a.spec.v[SPEC_W_DICE + k]; reward = w != 0.0f ? reward + w * sc[k] : reward; }
+  const bool bad = bt != 0.0 || bp != 0.0;
+  const int N = (int)a.n;
+  if (lane >= 4 && lane < 4 + ST_ROWS) {
+    const int k = lane - 4;
+    const double v = k == 0 ? tp : k == 1 ? fp : k == 2 ? fn : k == 3 ? tn : k == 4 ? spy : k == 5 ? sp : k == 6 ? sy : k == 7 ? 0.0 : k == 8 ? bt : bp;
+    if (a.out.stats) a.out.stats[k * N + n] = v;
+  } else if (lane >= 4 + ST_ROWS + PO_ROWS && lane < kFinishParts) {
+    const int part = lane - 4 - ST_ROWS - PO_ROWS;
+    const float v = part == 0 ? reward : part == 1 ? sc[0] : part == 2 ? sc[1] : part == 3 ? sc[2] : part == 4 ? sc[3] : sc[4];
+    if (a.out.scores) a.out.scores[part * N + n] = bad ? NAN : v;
+  }
+}
+
 // Epilogues of the session-7 candidates, from the thread's totals r (block = one part of sample n).
 // 0: none; 12: block totals, partial record, acquire-release arrival, last block sums and finishes; 13: block totals
 // and the partial record only (no arrival); 14: as 12 without the per-sample finish; 15: a record per warp and an
@@ -565,6 +602,19 @@ __device__ __forceinline__ void epilogue(sa2va::maskpass::RewardAcc r, int n, in
     sa2va::warp_sum(t);
     if (threadIdx.x == 0) counters[n] = 0u;
     if (EPI == 21) { if (threadIdx.x == 0) out[n] = (float)t.v[0]; return; }
+    if (EPI == 33) { finish_fast<false>(ea, n, t, (int)threadIdx.x); return; }
+    if (EPI == 34) { finish_fast<true>(ea, n, t, (int)threadIdx.x); return; }
+    if (EPI == 31 || EPI == 32) {  // the finish in a loop that is not unrolled: 31 runs it twice (the first time
+                                   // with other totals, overwritten), 32 once; the second run of 31 finds its code hot
+      const int reps = ea.n > 0 ? (EPI == 31 ? 2 : 1) : 3;
+#pragma unroll 1
+      for (int rep = 0; rep < reps; ++rep) {
+        sa2va::DSums<kAcc> u = t;
+        if (rep + 1 < reps) u.v[0] += 1.0;
+        finish_sample_scores_part(ea, n, u, (int)threadIdx.x);
+      }
+      return;
+    }
     finish_sample_scores_part(ea, n, t, (int)threadIdx.x);
     return;
   }
@@ -863,12 +913,13 @@ int main(int argc, char** argv) {
   if (getenv("PROBE_PF")) {  // session 7, late: L2 prefetch ahead of the library's loop
 #define RKF(H, D, EPI) { int bps = std::max(1, (int)(sms * 4 / N)); char nm[96]; snprintf(nm, 96, "rkf H=%d prefetch=%d epi=%d bps=%d", H, D, EPI, bps); \
     auto f = [&] { rkf<H, D, EPI><<<N * bps, 256, 0, st>>>(a, b, (int)(P / 8), bps, partials, counters, fout, ea); }; row(nm, time_us(f), bytes); \
-    if (EPI == 12 || EPI == 20) { CK(cudaMemset(stats2, 0, 10 * N * 8)); CK(cudaMemset(scores2, 0, 6 * N * 4)); f(); check(nm); } }
+    if (EPI == 12 || EPI == 20 || EPI >= 31) { CK(cudaMemset(stats2, 0, 10 * N * 8)); CK(cudaMemset(scores2, 0, 6 * N * 4)); f(); check(nm); } }
     RKF(3, 0, 0) RKF(3, 1, 0) RKF(3, 2, 0) RKF(3, 4, 0) RKF(3, 0, 12) RKF(3, 1, 12) RKF(3, 2, 12) RKF(0, 1, 0) RKF(0, 2, 12)
     return 0;
   }
   if (getenv("PROBE_EPI")) {  // session 7, late: the library's epilogue, piece by piece, after the library's loop
     RKF(3, 0, 0) RKF(3, 0, 23) RKF(3, 0, 22) RKF(3, 0, 21) RKF(3, 0, 20) RKF(3, 0, 0) RKF(3, 0, 20)
+    RKF(3, 0, 32) RKF(3, 0, 31) RKF(3, 0, 33) RKF(3, 0, 34) RKF(3, 0, 20) RKF(3, 0, 33) RKF(3, 0, 34)
     row("library mask_scores_cuda (again)", time_us([&] { sa2va::mask_scores_cuda(dl, sa2va::BF16, sa2va::PRED_LOGITS, dt, sa2va::MASK_U8, nullptr, sa2va::MASK_NONE, N, P, 1, 0.0f, spec, stats, scores, nullptr, nullptr, nullptr, st); }), bytes);
     sa2va::rl_set_pdl(0);
     row("library mask_scores_cuda pdl=0", time_us([&] { sa2va::mask_scores_cuda(dl, sa2va::BF16, sa2va::PRED_LOGITS, dt, sa2va::MASK_U8, nullptr, sa2va::MASK_NONE, N, P, 1, 0.0f, spec, stats, scores, nullptr, nullptr, nullptr, st); }), bytes);

@@ -575,7 +575,8 @@ __device__ __forceinline__ void finish_sample_scores(const Args& a, int64_t n, c
 }
 // The same, one part per thread (mask_finish_scores_part): called by threads 0 .. kFinishParts - 1, all with acc.
 __device__ __forceinline__ void finish_sample_scores_part(const Args& a, int64_t n, const DSums<kAcc>& acc, int part) {
-  if (part < kFinishParts) mask_finish_scores_part(part, totals_from(acc), n, a.n, a.p, MODE_STATS, true, false, a.spec, a.out);
+  const FinishTotals t{acc.v[0], acc.v[1], acc.v[2], acc.v[3], acc.v[4], acc.v[5], {acc.v[6], acc.v[7], acc.v[8]}};
+  if (part < kFinishParts) mask_finish_scores_part(part, t, n, a.n, a.p, MODE_STATS, true, false, a.spec, a.out);
 }
 
 // NaN logits in the chunks c0 + j * stride (j < B) below `chunks`: rare, so the batch's logits are read again

@@ -64,6 +64,20 @@ struct MaskTotals {
   double f[3];
 };
 
+// MaskTotals in doubles (the counts exact below 2^53), as the CUDA passes sum them: the scores' epilogue takes these,
+// so that the GPU does not convert its sums to 64-bit integers and back (0.3 us per reward call at 32x1M on the
+// H200, benchmarks/RESULTS.md "Session 7").
+struct FinishTotals {
+  double tp, fp, fn, cnt;
+  double bad_target, bad_pred;
+  double f[3];
+};
+SA2VA_HD FinishTotals finish_totals(const MaskTotals& t) {
+  return FinishTotals{static_cast<double>(t.tp), static_cast<double>(t.fp), static_cast<double>(t.fn),
+                      static_cast<double>(t.cnt), static_cast<double>(t.bad_target), static_cast<double>(t.bad_pred),
+                      {t.f[0], t.f[1], t.f[2]}};
+}
+
 // Where the epilogue writes; any pointer may be null.
 struct MaskOut {
   double* stats;       // [ST_ROWS, N]
@@ -279,7 +293,8 @@ SA2VA_HD float ratio_or_empty(double num, double den, bool empty_nan) {
 // The soft sums S = sum p*y, A = sum p and B = sum y of a sample's totals (the counts for binary predictions and
 // outside MODE_STATS).
 struct SoftSums { double spy, sp, sy; };
-SA2VA_HD SoftSums soft_sums(const MaskTotals& t, int mode, bool float_pred) {
+template <typename Totals>  // MaskTotals or FinishTotals
+SA2VA_HD SoftSums soft_sums(const Totals& t, int mode, bool float_pred) {
   const double tp = static_cast<double>(t.tp), fp = static_cast<double>(t.fp), fn = static_cast<double>(t.fn);
   const bool soft = mode == MODE_STATS && float_pred;
   return SoftSums{soft ? t.f[0] : tp, soft ? t.f[1] : tp + fp, tp + fn};
@@ -310,14 +325,13 @@ SA2VA_HD float score_ratio(int row, double a, double pfp, double pfn, const Mask
 // do not depend on each other) instead of all of them in a row (benchmarks/RESULTS.md, "Session 7").
 constexpr int kFinishParts = 4 + ST_ROWS + PO_ROWS + SC_ROWS;
 
-SA2VA_HD void mask_finish_scores_part(int part, const MaskTotals& t, int64_t n, int64_t N, int64_t P, int mode,
+SA2VA_HD void mask_finish_scores_part(int part, const FinishTotals& t, int64_t n, int64_t N, int64_t P, int mode,
                                       bool float_pred, bool normalize_policy, const MaskSpec& s, const MaskOut& o) {
   // Every value first, by the same instructions whatever the part (on the GPU a warp's lanes then run one path up to
   // the store of their own part; see kFinishParts); values are picked by selects, not by indexing an array, which
   // would put the array in local memory.
-  const bool bad = t.bad_target != 0 || t.bad_pred != 0;
-  const int64_t tn_count = t.cnt - t.tp - t.fp - t.fn;
-  const double tp = static_cast<double>(t.tp), fp = static_cast<double>(t.fp), fn = static_cast<double>(t.fn);
+  const bool bad = t.bad_target != 0.0 || t.bad_pred != 0.0;
+  const double tp = t.tp, fp = t.fp, fn = t.fn, tn = t.cnt - t.tp - t.fp - t.fn;  // exact: integers below 2^53
   const SoftSums ss = soft_sums(t, mode, float_pred);
   const bool en = s.v[SPEC_EMPTY_NAN] != 0.0f;
   const bool soft = s.v[SPEC_SOFT] != 0.0f;
@@ -334,17 +348,17 @@ SA2VA_HD void mask_finish_scores_part(int part, const MaskTotals& t, int64_t n, 
     reward = w != 0.0f ? reward + w * sc[k] : reward;  // unused metrics never leak a NaN into the reward
   }
   if (part < 4) {
-    if (o.confusion) o.confusion[n * 4 + part] = part == 0 ? t.tp : part == 1 ? t.fp : part == 2 ? t.fn : tn_count;
+    if (o.confusion) o.confusion[n * 4 + part] = static_cast<int64_t>(part == 0 ? tp : part == 1 ? fp : part == 2 ? fn : tn);
     return;
   }
   part -= 4;
   if (part < ST_ROWS) {
     if (o.stats) {
       const int k = part;
-      const double v = k == ST_TP ? tp : k == ST_FP ? fp : k == ST_FN ? fn : k == ST_TN ? static_cast<double>(tn_count)
+      const double v = k == ST_TP ? tp : k == ST_FP ? fp : k == ST_FN ? fn : k == ST_TN ? tn
                      : k == ST_SPY ? ss.spy : k == ST_SP ? ss.sp : k == ST_SY ? ss.sy
                      : k == ST_BCE ? (mode == MODE_STATS ? t.f[2] : 0.0)
-                     : k == ST_BAD_TARGET ? static_cast<double>(t.bad_target) : static_cast<double>(t.bad_pred);
+                     : k == ST_BAD_TARGET ? t.bad_target : t.bad_pred;
       o.stats[k * N + n] = v;
     }
     return;
@@ -368,8 +382,9 @@ SA2VA_HD void mask_finish_scores_part(int part, const MaskTotals& t, int64_t n, 
 // keeps the losses' double-precision code (pow) out of its instructions.
 SA2VA_HD void mask_finish_scores(const MaskTotals& t, int64_t n, int64_t N, int64_t P, int mode, bool float_pred,
                                  bool normalize_policy, const MaskSpec& s, const MaskOut& o) {
+  const FinishTotals ft = finish_totals(t);
   for (int part = 0; part < kFinishParts; ++part)
-    mask_finish_scores_part(part, t, n, N, P, mode, float_pred, normalize_policy, s, o);
+    mask_finish_scores_part(part, ft, n, N, P, mode, float_pred, normalize_policy, s, o);
 }
 
 // The supervised losses and their gradient coefficients of mask_finish (o.loss, o.coef).

@@ -5,9 +5,11 @@
 // of fp32, 8 bytes of uint8 masks, 1 byte of packed bits) and issues all loads of a batch before any math, so
 // that enough bytes are in flight to stream at the card's bandwidth. Statistics of logits without BCE (rewards,
 // confusion(), which skips the sigmoid) take reward_kernel: only that per-pixel code, and for targets without a
-// region of interest a loop over full batches with no per-chunk checks (the same sums in the same order).
-// Scalar path (any P, unaligned rows): one chunk at a time, element loads. Counts stay in 32-bit registers and
-// sums in double (per-chunk float sums, so the soft sums stay within ~1e-7 of fp64 whatever P).
+// region of interest a loop over full batches with no per-chunk checks (the same counts; the soft sums with one
+// reciprocal per two pixels, see logit_sums_pairs). Scalar path (any P, unaligned rows): one chunk at a time,
+// element loads. Counts stay in 32-bit registers and sums in double (float sums of a chunk, or of a batch in the
+// full-batch loop, so the soft sums stay within ~1e-7 of fp64 for a chunk and 2e-6 at worst for a batch, whatever
+// P).
 // Blocks reduce in a fixed order, store a partial per block and the last block of each sample (counter in the
 // stream workspace, reset by that block) sums the partials in block order and writes the outputs: no memset,
 // no second kernel, no atomics on results, and deterministic for a given device and shape.

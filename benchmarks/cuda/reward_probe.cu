@@ -103,6 +103,44 @@ __global__ void __launch_bounds__(256, 4) math_flat(const uint4* __restrict__ a,
 
 
 
+// The library's per-sample finish before session 7, by one thread (the replicas of sessions 6-7 measured with it).
+__device__ __forceinline__ void finish_sample_scores(const sa2va::maskpass::Args& a, int64_t n,
+                                                     const sa2va::DSums<sa2va::maskpass::kAcc>& acc) {
+  sa2va::mask_finish_scores(sa2va::maskpass::totals_from(acc), n, a.n, a.p, sa2va::MODE_STATS, true, false, a.spec, a.out);
+}
+
+// The plain replica math (logit_sums per pixel, u8 targets, no region) of one chunk c, or of the batch of four
+// chunks c, c + s, c + 2s, c + 3s with all loads first, added to r: the loop bodies of the variants below that only
+// change the work split or the epilogue.
+template <int H>
+__device__ __forceinline__ void plain_chunk(const uint4* prow, const uint2* trow, int c0, sa2va::maskpass::RewardAcc& r) {
+  using namespace sa2va::maskpass;
+  RawPred<sa2va::bf16_t> raw; raw.q = ld16<H>(prow + c0); uint2 t[1] = {ld8<H>(trow + c0)};
+  uint32_t y = u8_batch_bits(t, true, r.c[4]);
+  float v[8]; decode(raw, v); float sp = 0, spy = 0, any;
+  uint32_t h = logit_sums<true>(v, 0.0f, y, 0xffu, sp, spy, any);
+  r.f[0] += spy; r.f[1] += sp; r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y & 0xffu); r.c[2] += __popc(~h & y); r.c[3] += 8;
+}
+template <int H>
+__device__ __forceinline__ void plain_batch(const uint4* prow, const uint2* trow, int c0, int s, sa2va::maskpass::RewardAcc& r) {
+  using namespace sa2va::maskpass;
+  RawPred<sa2va::bf16_t> raw[4]; uint2 t[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) { raw[j].q = ld16<H>(prow + c0 + j * s); t[j] = ld8<H>(trow + c0 + j * s); }
+  uint32_t y = u8_batch_bits(t, true, r.c[4]), h = 0;
+  bool nan = false;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    float v[8]; decode(raw[j], v);
+    float sp = 0, spy = 0, any;
+    h |= logit_sums<true>(v, 0.0f, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
+    nan |= any != any;
+    r.f[0] += spy; r.f[1] += sp;
+  }
+  r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y); r.c[2] += __popc(~h & y); r.c[3] += 32;
+  if (nan) r.c[5] += 1;
+}
+
 // The reward kernel's per-pixel math before one reciprocal served two pixels (two SFU operations per pixel):
 // p = 1 / (1 + exp(-x)) per pixel. For the A/B against the library's logit_sums.
 __device__ __forceinline__ uint32_t logit_sums_2rcp(const float* v, float thr, uint32_t y, float& sp, float& spy, float& any) {
@@ -211,11 +249,7 @@ __global__ void __launch_bounds__(256, 4) rk(const uint4* __restrict__ logits, c
     if (nan) r.c[5] += 1;
   }
   for (; c0 < chunks; c0 += stride) {
-    RawPred<sa2va::bf16_t> raw; raw.q = ld16<H>(prow + c0); uint2 t[1] = {ld8<H>(trow + c0)};
-    uint32_t y = u8_batch_bits(t, true, r.c[4]);
-    float v[8]; decode(raw, v); float sp = 0, spy = 0, any;
-    uint32_t h = logit_sums<true>(v, 0.0f, y, 0xffu, sp, spy, any);
-    r.f[0] += spy; r.f[1] += sp; r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y & 0xffu); r.c[2] += __popc(~h & y); r.c[3] += 8;
+    plain_chunk<H>(prow, trow, c0, r);
   }
   if (EPI == 0) {
     if (r.c[0] + r.c[1] + r.c[2] + r.c[3] == 0x12345678u || r.f[0] + r.f[1] == 1.2345) out[0] = 1.0f;
@@ -258,28 +292,10 @@ __global__ void __launch_bounds__(256, 4) rk2(const uint4* __restrict__ logits, 
     RewardAcc r{{0u, 0u, 0u, 0u, 0u, 0u}, {0.0, 0.0}};
     int c0 = (int)(s - base) + threadIdx.x; const int ce = (int)(e - base);
     for (; c0 + 3 * 256 < ce; c0 += 1024) {
-      RawPred<sa2va::bf16_t> raw[4]; uint2 t[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) { raw[j].q = ld16<H>(prow + c0 + j * 256); t[j] = ld8<H>(trow + c0 + j * 256); }
-      uint32_t y = u8_batch_bits(t, true, r.c[4]), h = 0;
-      bool nan = false;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        float v[8]; decode(raw[j], v);
-        float sp = 0, spy = 0, any;
-        h |= logit_sums<true>(v, 0.0f, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
-        nan |= any != any;
-        r.f[0] += spy; r.f[1] += sp;
-      }
-      r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y); r.c[2] += __popc(~h & y); r.c[3] += 32;
-      if (nan) r.c[5] += 1;
+      plain_batch<H>(prow, trow, c0, 256, r);
     }
     for (; c0 < ce; c0 += 256) {
-      RawPred<sa2va::bf16_t> raw; raw.q = ld16<H>(prow + c0); uint2 t[1] = {ld8<H>(trow + c0)};
-      uint32_t y = u8_batch_bits(t, true, r.c[4]);
-      float v[8]; decode(raw, v); float sp = 0, spy = 0, any;
-      uint32_t h = logit_sums<true>(v, 0.0f, y, 0xffu, sp, spy, any);
-      r.f[0] += spy; r.f[1] += sp; r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y & 0xffu); r.c[2] += __popc(~h & y); r.c[3] += 8;
+      plain_chunk<H>(prow, trow, c0, r);
     }
     const long long blo = ((base + 1) * B - 1) / C, bhi = ((base + pitch) * B - 1) / C;
     const sa2va::DSums<kAcc> acc = reward_block_totals(r, bhi > blo ? partials + (b + n) * kAcc : nullptr);
@@ -322,28 +338,10 @@ __global__ void __launch_bounds__(256, 4) rk3(const uint4* __restrict__ logits, 
     RewardAcc r{{0u, 0u, 0u, 0u, 0u, 0u}, {0.0, 0.0}};
     int c0 = q * 256 + threadIdx.x;
     for (; c0 + 3 * stride < pitch; c0 += 4 * stride) {
-      RawPred<sa2va::bf16_t> raw[4]; uint2 t[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) { raw[j].q = ld16<H>(prow + c0 + j * stride); t[j] = ld8<H>(trow + c0 + j * stride); }
-      uint32_t y = u8_batch_bits(t, true, r.c[4]), h = 0;
-      bool nan = false;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        float v[8]; decode(raw[j], v);
-        float sp = 0, spy = 0, any;
-        h |= logit_sums<true>(v, 0.0f, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
-        nan |= any != any;
-        r.f[0] += spy; r.f[1] += sp;
-      }
-      r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y); r.c[2] += __popc(~h & y); r.c[3] += 32;
-      if (nan) r.c[5] += 1;
+      plain_batch<H>(prow, trow, c0, stride, r);
     }
     for (; c0 < pitch; c0 += stride) {
-      RawPred<sa2va::bf16_t> raw; raw.q = ld16<H>(prow + c0); uint2 t[1] = {ld8<H>(trow + c0)};
-      uint32_t y = u8_batch_bits(t, true, r.c[4]);
-      float v[8]; decode(raw, v); float sp = 0, spy = 0, any;
-      uint32_t h = logit_sums<true>(v, 0.0f, y, 0xffu, sp, spy, any);
-      r.f[0] += spy; r.f[1] += sp; r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y & 0xffu); r.c[2] += __popc(~h & y); r.c[3] += 8;
+      plain_chunk<H>(prow, trow, c0, r);
     }
     if (FLUSH) {
       warp_reduce(r);
@@ -393,28 +391,10 @@ __global__ void __launch_bounds__(256, 4) rk4(const uint4* __restrict__ logits, 
   const int stride = bps * 256;
   int c0 = part * 256 + threadIdx.x;
   for (; c0 + 3 * stride < pitch; c0 += 4 * stride) {
-    RawPred<sa2va::bf16_t> raw[4]; uint2 t[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) { raw[j].q = ld16<H>(prow + c0 + j * stride); t[j] = ld8<H>(trow + c0 + j * stride); }
-    uint32_t y = u8_batch_bits(t, true, r.c[4]), h = 0;
-    bool nan = false;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      float v[8]; decode(raw[j], v);
-      float sp = 0, spy = 0, any;
-      h |= logit_sums<true>(v, 0.0f, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
-      nan |= any != any;
-      r.f[0] += spy; r.f[1] += sp;
-    }
-    r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y); r.c[2] += __popc(~h & y); r.c[3] += 32;
-    if (nan) r.c[5] += 1;
+    plain_batch<H>(prow, trow, c0, stride, r);
   }
   for (; c0 < pitch; c0 += stride) {
-    RawPred<sa2va::bf16_t> raw; raw.q = ld16<H>(prow + c0); uint2 t[1] = {ld8<H>(trow + c0)};
-    uint32_t y = u8_batch_bits(t, true, r.c[4]);
-    float v[8]; decode(raw, v); float sp = 0, spy = 0, any;
-    uint32_t h = logit_sums<true>(v, 0.0f, y, 0xffu, sp, spy, any);
-    r.f[0] += spy; r.f[1] += sp; r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y & 0xffu); r.c[2] += __popc(~h & y); r.c[3] += 8;
+    plain_chunk<H>(prow, trow, c0, r);
   }
   __shared__ RewardAcc s_warp[8];
   warp_reduce(r);
@@ -485,11 +465,7 @@ __global__ void __launch_bounds__(256, 4) rkc(const uint4* __restrict__ logits, 
     if (nan) r.c[5] += 1;
   }
   for (; c0 < chunks; c0 += stride) {
-    RawPred<sa2va::bf16_t> raw; raw.q = ld16<H>(prow + c0); uint2 t[1] = {ld8<H>(trow + c0)};
-    uint32_t y = u8_batch_bits(t, true, r.c[4]);
-    float v[8]; decode(raw, v); float sp = 0, spy = 0, any;
-    uint32_t h = logit_sums<true>(v, 0.0f, y, 0xffu, sp, spy, any);
-    r.f[0] += spy; r.f[1] += sp; r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y & 0xffu); r.c[2] += __popc(~h & y); r.c[3] += 8;
+    plain_chunk<H>(prow, trow, c0, r);
   }
   const sa2va::DSums<kAcc> acc = reward_block_totals(r, nullptr);
   if (threadIdx.x < kAcc) {
@@ -750,11 +726,7 @@ __global__ void __launch_bounds__(256, 4) rke(const uint4* __restrict__ logits, 
     if (nan) r.c[5] += 1;
   }
   for (; c0 < chunks; c0 += stride) {
-    RawPred<sa2va::bf16_t> raw; raw.q = ld16<H>(prow + c0); uint2 t[1] = {ld8<H>(trow + c0)};
-    uint32_t y = u8_batch_bits(t, true, r.c[4]);
-    float v[8]; decode(raw, v); float sp = 0, spy = 0, any;
-    uint32_t h = logit_sums<true>(v, 0.0f, y, 0xffu, sp, spy, any);
-    r.f[0] += spy; r.f[1] += sp; r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y & 0xffu); r.c[2] += __popc(~h & y); r.c[3] += 8;
+    plain_chunk<H>(prow, trow, c0, r);
   }
   epilogue<EPI>(r, n, part, bps, partials, counters, out, ea);
 }
@@ -801,11 +773,7 @@ __global__ void __launch_bounds__(256, 4) rkf(const uint4* __restrict__ logits, 
     r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y); r.c[2] += __popc(~h & y); r.c[3] += 32;
   }
   for (; c0 < chunks; c0 += stride) {
-    RawPred<sa2va::bf16_t> raw; raw.q = ld16<H>(prow + c0); uint2 t[1] = {ld8<H>(trow + c0)};
-    uint32_t y = u8_batch_bits(t, true, r.c[4]);
-    float v[8]; decode(raw, v); float sp = 0, spy = 0, any;
-    uint32_t h = logit_sums<true>(v, 0.0f, y, 0xffu, sp, spy, any);
-    r.f[0] += spy; r.f[1] += sp; r.c[0] += __popc(h & y); r.c[1] += __popc(h & ~y & 0xffu); r.c[2] += __popc(~h & y); r.c[3] += 8;
+    plain_chunk<H>(prow, trow, c0, r);
   }
   epilogue<EPI>(r, n, part, bps, partials, counters, out, ea);
 }

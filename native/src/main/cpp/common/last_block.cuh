@@ -93,13 +93,13 @@ __device__ __forceinline__ DSums<K> sum_partials(const double* partials, unsigne
 }
 
 // Called by every thread after this block's partial was stored: by thread 0, or by any threads followed by a
-// __syncthreads() (thread 0's fence below then publishes their stores too, as in cooperative groups' grid sync).
-// True (in all threads) for the block that arrives last among `expected`; that block then sees every other block's
-// partial. Resetting the counter is the caller's job (thread 0 of the last block, after reading).
-// The arrival is one acquire-release atomic: its release half publishes the block's stores (ordered before it by the
-// barrier), its acquire half makes the last block see everyone's; cumulativity through the barriers carries both to
-// the other threads, as in cooperative groups' grid sync. Two sequentially consistent fences (__threadfence) around
-// a relaxed atomic did the same and cost 0.2-0.4 us more per call on the H200 (benchmarks/RESULTS.md, "Session 7").
+// __syncthreads(). True (in all threads) for the block that arrives last among `expected`; that block then sees every
+// other block's partial. Resetting the counter is the caller's job (thread 0 of the last block, after reading).
+// The arrival is one acquire-release atomic in thread 0: its release half publishes the block's stores (ordered
+// before it by the barrier), its acquire half makes the last block see everyone's; cumulativity through the barriers
+// carries both to the other threads, as in cooperative groups' grid sync. Two sequentially consistent fences
+// (__threadfence) around a relaxed atomic did the same and cost 0.2-0.4 us more per call on the H200
+// (benchmarks/RESULTS.md, "Session 7").
 __device__ __forceinline__ bool last_block_arrive(unsigned* counter, unsigned expected) {
   __shared__ bool s_last;
   if (block_tid() == 0) {

@@ -570,12 +570,8 @@ __device__ __forceinline__ DSums<kAcc> reward_block_totals(RewardAcc a, double* 
   return s_tot;
 }
 
-// The per-sample epilogue of the reward kernel (scores, statistics, confusion; never losses) from kAcc totals, by
-// the calling thread alone.
-__device__ __forceinline__ void finish_sample_scores(const Args& a, int64_t n, const DSums<kAcc>& acc) {
-  mask_finish_scores(totals_from(acc), n, a.n, a.p, MODE_STATS, true, false, a.spec, a.out);
-}
-// The same, one part per thread (mask_finish_scores_part): called by threads 0 .. kFinishParts - 1, all with acc.
+// The per-sample epilogue of the reward kernel (scores, statistics, confusion; never losses) from kAcc totals, one
+// part per thread (mask_finish_scores_part): called by threads 0 .. kFinishParts - 1, all with acc.
 __device__ __forceinline__ void finish_sample_scores_part(const Args& a, int64_t n, const DSums<kAcc>& acc, int part) {
   const FinishTotals t{acc.v[0], acc.v[1], acc.v[2], acc.v[3], acc.v[4], acc.v[5], {acc.v[6], acc.v[7], acc.v[8]}};
   if (part < kFinishParts) mask_finish_scores_part(part, t, n, a.n, a.p, MODE_STATS, true, false, a.spec, a.out);
@@ -631,10 +627,10 @@ __device__ __forceinline__ int reward_full_batches(const void* prow, const uint8
     for (int j = 0; j < kBatch; ++j) {
       float v[8];
       decode(raw[j], v);
-      float sp = 0.0f, spy = 0.0f, any;
       if constexpr (SOFT) {
         h |= logit_sums_pairs(v, thr, (y >> (8 * j)) & 0xffu, bsp, bspy) << (8 * j);
       } else {
+        float sp = 0.0f, spy = 0.0f, any;
         h |= logit_sums<false>(v, thr, (y >> (8 * j)) & 0xffu, 0xffu, sp, spy, any) << (8 * j);
         nan |= any != any;
       }
